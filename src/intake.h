@@ -1,0 +1,57 @@
+/*
+ * intake.h - the durable intake write: the one place a mutation becomes a stored saga.
+ *
+ * One EVALSHA of a Lua script writes, atomically, the saga stream entry, the saga record, its
+ * first history entry and (when the client sent an Idempotency-Key) the idempotency record,
+ * after checking that record for a repeat or a clash. The same script resolves the order the
+ * request names (by id, or by the caller's order number) and appends the saga to that order's
+ * queue, so the order of mutations on one order is the order Redis accepted them, whichever
+ * gateway process took them; a create makes the order record and its number indexes. Only a reply from Redis makes a saga
+ * "accepted"; a failure or timeout leaves its outcome to the client's idempotent retry.
+ *
+ * Owns: the script. Must not: answer HTTP (the caller does, from the callback).
+ */
+#ifndef CR_INTAKE_H
+#define CR_INTAKE_H
+
+#include "store.h"
+
+typedef struct intake_rec {
+    const char *saga_id;
+    const char *saga_type;
+    const char *tenant;
+    const char *idem_key_hash;  /* hex sha256 of the client's Idempotency-Key, or NULL */
+    const char *fingerprint;    /* hex sha256 of what makes a request "the same" */
+    long idem_ttl_s;
+    const char *response;       /* the JSON answer to give now and to repeats */
+    const char *history;        /* first history entry (JSON) */
+    const char *dest;           /* X-Dest-Tenant-Name */
+    const char *order_id;       /* as given (or assigned, for create); "" if none */
+    const char *order_number;   /* as given; "" if none */
+    const char *order_json;     /* create only: the order hash fields as a JSON object */
+    const char *now_ms;         /* wall clock, for the active-saga index */
+    long retention_s;           /* how long the order's saga index keeps entries */
+    /* field/value pairs for the saga hash */
+    const char **fields;
+    size_t n_fields;            /* number of strings in fields (pairs * 2) */
+} intake_rec_t;
+
+typedef enum {
+    INTAKE_STORED = 0,   /* new saga stored; response is rec->response */
+    INTAKE_REPEAT,       /* same Idempotency-Key and request: response is the first answer */
+    INTAKE_CONFLICT,     /* same Idempotency-Key, different request: 409 */
+    INTAKE_DUPLICATE,    /* create: the origin tenant already has this order_number: 409 */
+    INTAKE_UNAVAILABLE,  /* Redis down, timed out or failed: 503, outcome unknown */
+} intake_result_t;
+
+/* Called exactly once. response is valid only during the call (NULL unless REPEAT). */
+typedef void (*intake_cb)(intake_result_t result, const char *response, size_t response_len,
+                          void *data);
+
+/* Register the intake script with the store (before store_start). */
+void intake_init(store_t *store);
+
+/* Write rec. Returns 0 and calls cb later, or a negative code (store not ready) without cb. */
+int intake_submit(store_t *store, const intake_rec_t *rec, intake_cb cb, void *data);
+
+#endif

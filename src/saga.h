@@ -1,0 +1,128 @@
+/*
+ * saga.h - the saga engine: stage machine (saga.c) and stream consumer (sagaq.c).
+ *
+ * Stage table (status stored in cr:{cr}:saga:<id>, "status"):
+ *
+ *   pending            accepted at intake; waits for a worker
+ *   requested          create only: waits for the destination tenant's accept (parked, no entry)
+ *   origin_mapped      order found, caller's side and counterparty known
+ *   master_mapped      caller's references resolved to master data (goid)
+ *   destination_mapped goids resolved to the counterparty's references; order effects applied;
+ *                      outbound request built and stored (re-sent as is after a crash)
+ *   synced | canceled  the counterparty's system accepted it           (terminal)
+ *   rejected           the counterparty's system, or an order rule, said no (terminal)
+ *   error              mapping failed, no such order, or delivery kept failing (terminal)
+ *
+ * Every transition is one Lua script (saga_lua.c) that checks the run's epoch (a fencing token
+ * taken when the saga is begun or claimed), then writes the status, a history entry, an order log
+ * entry and any order effect together. A process that stalls past its claim and wakes up finds
+ * its epoch stale and stops without writing. Delivery is the only effect outside Redis; it
+ * carries Idempotency-Key = saga id, so a re-delivery after a crash is recognisable.
+ *
+ * Per-order order: intake appends each saga to its order's queue; only the head runs, and the
+ * transition that ends it wakes the next (a new stream entry). Different orders run in parallel.
+ *
+ * Owns: saga_run_t objects (a cache of what Redis holds, dropped and rebuilt freely), the
+ * consumer's timers, and the outbound transfers of running sagas.
+ */
+#ifndef CR_SAGA_H
+#define CR_SAGA_H
+
+#include "config.h"
+#include "metrics.h"
+#include "notify.h"
+#include "outhttp.h"
+#include "store.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+typedef struct saga_engine saga_engine_t;
+typedef struct saga_run saga_run_t;
+
+typedef struct saga_stats {
+    uint64_t started;     /* runs begun (new or claimed) */
+    uint64_t claimed;     /* entries taken over from idle consumers */
+    uint64_t finished;    /* sagas this process brought to a terminal status */
+    uint64_t fenced;      /* runs stopped because another process took the saga */
+    uint64_t deliveries;  /* outbound attempts */
+    uint64_t retries;     /* attempts parked for a retry delay */
+    uint64_t requeued;    /* sagas the reconciler re-queued */
+    size_t running;
+    long long stream_len;     /* XLEN of the saga stream at the last sample */
+    long long stream_pending; /* entries delivered to a consumer and not yet acknowledged */
+} saga_stats_t;
+
+/*
+ * Create the engine. store carries stage writes; block_store is a second connection used only
+ * for XREADGROUP ... BLOCK (a blocked read would stall everything queued behind it). The
+ * configuration is read through *cfgp at each stage (reloads swap it). consumer is this
+ * process's unique consumer name.
+ */
+saga_engine_t *saga_engine_new(uv_loop_t *loop, store_t *store, store_t *block_store,
+                               outhttp_t *http, cfg_t **cfgp, const char *consumer);
+
+/* Completion notifications go through n (may be NULL: none are sent). */
+void saga_engine_set_notifier(saga_engine_t *e, notifier_t *n);
+notifier_t *saga_engine_notifier(saga_engine_t *e);
+
+/* Metric families the engine records into (all may be NULL). */
+typedef struct saga_metrics {
+    metrics_counter_t *finished;          /* {type, status} */
+    metrics_histogram_t *stage_seconds;   /* {stage} */
+    metrics_counter_t *deliveries;        /* {connector, outcome} */
+    metrics_histogram_t *delivery_seconds; /* {connector} */
+} saga_metrics_t;
+void saga_engine_set_metrics(saga_engine_t *e, const saga_metrics_t *m);
+const saga_metrics_t *saga_engine_metrics(saga_engine_t *e);
+
+/* Register the engine's Lua scripts with both stores (before store_start). */
+void saga_engine_register_scripts(saga_engine_t *e, store_t *store);
+
+/* Start reading, claiming, waking delayed sagas and reconciling. */
+void saga_engine_start(saga_engine_t *e);
+
+/* Stop taking new work; runs in flight continue. */
+void saga_engine_drain(saga_engine_t *e);
+
+/* Runs in flight. */
+size_t saga_engine_running(const saga_engine_t *e);
+
+void saga_engine_stats(const saga_engine_t *e, saga_stats_t *out);
+
+/* Drop every run (their entries stay pending for a claim), close timers, free. */
+void saga_engine_close(saga_engine_t *e, void (*closed_cb)(void *data), void *data);
+
+/* ---------------------------------------------------------------- internal, sagaq.c <-> saga.c */
+
+struct saga_run {
+    saga_run_t *prev, *next;
+    saga_engine_t *engine;
+    char saga_id[25];
+    char entry_id[48];
+    long long epoch;
+    json_t *saga;    /* the saga hash, field -> string */
+    json_t *order;   /* the order hash, field -> string ({} when none) */
+    json_t *request; /* the canonical request body */
+    cfg_t *cfg;      /* reference held for the run */
+    outhttp_xfer_t *xfer;
+    uint64_t stage_started; /* uv_now() when the current stage began */
+    bool dropped;    /* engine closing: finish without writing */
+};
+
+/* saga.c: run a begun saga from its stored status. Frees the run when done. */
+void saga_run_go(saga_run_t *run);
+/* sagaq.c: the run is over (finished, fenced, parked or dropped). */
+void saga_engine_run_done(saga_engine_t *e, saga_run_t *run);
+/* sagaq.c accessors for saga.c */
+store_t *saga_engine_store(saga_engine_t *e);
+uv_loop_t *saga_engine_loop(saga_engine_t *e);
+outhttp_t *saga_engine_http(saga_engine_t *e);
+saga_stats_t *saga_engine_counters(saga_engine_t *e);
+
+/* The status names, and whether a status ends a saga. */
+bool saga_status_terminal(const char *status);
+
+#endif

@@ -1,0 +1,338 @@
+/*
+ * saga_lua.c - Lua scripts of the saga engine (see saga_lua.h, saga.h).
+ *
+ * All keys share the {cr} hash tag (store_keys.h), so each script is atomic in one slot.
+ */
+#include "saga_lua.h"
+
+/*
+ * KEYS: saga, stream. ARGV: 1 saga_id, 2 consumer, 3 stream entry id ("" when none), 4 now_ms,
+ * 5 "1" when the entry was claimed from an idle consumer, 6 claims allowed, 7 now (ISO),
+ * 8 retention_s. A saga claimed more than ARGV[6] times (its runs keep dying with their worker)
+ * ends "error" here and {"poisoned"} is returned.
+ * Returns {"run", epoch, saga fields, order fields} when this process may run the saga now, or
+ * {"gone"|"done"|"stale"|"queued"|"parked"} after dropping the entry: no saga, already ended,
+ * an entry that is not the saga's current one, not the head of its order's queue, or a create
+ * still waiting for the destination's accept. A saga behind another on its order is woken by
+ * the commit that ends its predecessor.
+ */
+store_script_t saga_lua_begin = {
+    .name = "begin",
+    .source =
+        "local P = 'cr:{cr}:'\n"
+        "local sid, entry = ARGV[1], ARGV[3]\n"
+        "local function drop_entry()\n"
+        "  if entry ~= '' then\n"
+        "    redis.call('XACK', KEYS[2], 'workers', entry)\n"
+        "    redis.call('XDEL', KEYS[2], entry)\n"
+        "  end\n"
+        "end\n"
+        "local s = redis.call('HMGET', KEYS[1], 'status', 'order_id', 'type', 'stream_id')\n"
+        "if not s[1] then drop_entry(); return {'gone'} end\n"
+        "local st = s[1]\n"
+        "if st == 'synced' or st == 'canceled' or st == 'rejected' or st == 'error' then\n"
+        "  drop_entry(); return {'done'}\n"
+        "end\n"
+        "if entry ~= '' and s[4] ~= entry then drop_entry(); return {'stale'} end\n"
+        "local oid, stype = s[2] or '', s[3]\n"
+        "local order = {}\n"
+        "if oid ~= '' then\n"
+        "  if stype ~= 'order_accept' then\n"
+        "    if redis.call('LINDEX', P .. 'order:' .. oid .. ':q', 0) ~= sid then\n"
+        "      drop_entry(); redis.call('HSET', KEYS[1], 'stream_id', ''); return {'queued'}\n"
+        "    end\n"
+        "  end\n"
+        "  order = redis.call('HGETALL', P .. 'order:' .. oid)\n"
+        "  if st == 'requested' and redis.call('HGET', P .. 'order:' .. oid, 'accepted') ~= '1' then\n"
+        "    drop_entry(); redis.call('HSET', KEYS[1], 'stream_id', ''); return {'parked'}\n"
+        "  end\n"
+        "end\n"
+        "if ARGV[5] == '1' then\n"
+        "  local claims = redis.call('HINCRBY', KEYS[1], 'claims', 1)\n"
+        "  if claims > tonumber(ARGV[6]) then\n"
+        "    -- A saga whose runs keep dying with their worker: stop it instead of letting it\n"
+        "    -- take down every process in turn. Ends as the commit script's 'end' does.\n"
+        "    local msg = 'stopped: the saga was abandoned by its worker ' .. claims .. ' times'\n"
+        "    local was = st\n"
+        "    redis.call('HSET', KEYS[1], 'status', 'error', 'failed_from', was, 'message', msg,\n"
+        "               'stream_id', '')\n"
+        "    local created = redis.call('HGET', KEYS[1], 'created_ms') or ARGV[4]\n"
+        "    redis.call('ZREM', P .. 'idx:status:' .. was, sid)\n"
+        "    redis.call('ZADD', P .. 'idx:status:error', created, sid)\n"
+        "    redis.call('RPUSH', KEYS[1] .. ':hist', cjson.encode({status = 'error',\n"
+        "               date = ARGV[7], message = msg}))\n"
+        "    drop_entry()\n"
+        "    redis.call('ZREM', P .. 'active', sid)\n"
+        "    redis.call('ZREM', P .. 'delayed', sid)\n"
+        "    if oid ~= '' and stype ~= 'order_accept' then\n"
+        "      local q = P .. 'order:' .. oid .. ':q'\n"
+        "      if redis.call('LINDEX', q, 0) == sid then\n"
+        "        redis.call('LPOP', q)\n"
+        "        local nxt = redis.call('LINDEX', q, 0)\n"
+        "        if nxt then\n"
+        "          local id = redis.call('XADD', KEYS[2], '*', 'saga_id', nxt, 'type', 'wake',\n"
+        "                                'tenant', '')\n"
+        "          redis.call('HSET', P .. 'saga:' .. nxt, 'stream_id', id)\n"
+        "        end\n"
+        "      else\n"
+        "        redis.call('LREM', q, 1, sid)\n"
+        "      end\n"
+        "    end\n"
+        "    redis.call('EXPIRE', KEYS[1], ARGV[8])\n"
+        "    redis.call('EXPIRE', KEYS[1] .. ':hist', ARGV[8])\n"
+        "    return {'poisoned'}\n"
+        "  end\n"
+        "end\n"
+        "local epoch = redis.call('HINCRBY', KEYS[1], 'epoch', 1)\n"
+        "redis.call('HSET', KEYS[1], 'owner', ARGV[2])\n"
+        "redis.call('ZADD', P .. 'active', ARGV[4], sid)\n"
+        "return {'run', epoch, redis.call('HGETALL', KEYS[1]), order}\n",
+};
+
+/*
+ * KEYS: saga, history, stream.
+ * ARGV: 1 saga_id, 2 epoch, 3 status, 4 history entry ("" none), 5 order log entry ("" none),
+ *       6 now_ms, 7 order status-history entry ("" none), 8 mode, 9 mode argument,
+ *       10 number of order field strings N, 11..10+N order field/value pairs, then saga
+ *       field/value pairs.
+ * mode: "step" (keep the entry), "park" (drop the entry; woken by an accept), "delay" (drop the
+ * entry, wake at ARGV[9] ms), "end" (drop the entry, leave the active index and the order's
+ * queue, wake the next saga of the order, expire after ARGV[9] seconds). Ending in "error"
+ * remembers the status it failed from ("failed_from"), where a retry resumes.
+ * Returns "ok", or "fenced" without writing anything when the epoch is not the run's.
+ */
+store_script_t saga_lua_commit = {
+    .name = "commit",
+    .source =
+        "local P = 'cr:{cr}:'\n"
+        "local sid, status, mode = ARGV[1], ARGV[3], ARGV[8]\n"
+        "if redis.call('HGET', KEYS[1], 'epoch') ~= ARGV[2] then return 'fenced' end\n"
+        "local was = redis.call('HGET', KEYS[1], 'status')\n"
+        "-- progress made: earlier claims were not this saga's fault\n"
+        "redis.call('HDEL', KEYS[1], 'claims')\n"
+        "if status == 'error' then\n"
+        "  redis.call('HSET', KEYS[1], 'failed_from', was)\n"
+        "end\n"
+        "if was ~= status then\n"
+        "  local created = redis.call('HGET', KEYS[1], 'created_ms') or ARGV[6]\n"
+        "  redis.call('ZREM', P .. 'idx:status:' .. was, sid)\n"
+        "  redis.call('ZADD', P .. 'idx:status:' .. status, created, sid)\n"
+        "end\n"
+        "local nord = tonumber(ARGV[10])\n"
+        "local first_saga_field = 11 + nord\n"
+        "if #ARGV >= first_saga_field then\n"
+        "  redis.call('HSET', KEYS[1], 'status', status, unpack(ARGV, first_saga_field))\n"
+        "else\n"
+        "  redis.call('HSET', KEYS[1], 'status', status)\n"
+        "end\n"
+        "if ARGV[4] ~= '' then redis.call('RPUSH', KEYS[2], ARGV[4]) end\n"
+        "local oid = redis.call('HGET', KEYS[1], 'order_id') or ''\n"
+        "local stype = redis.call('HGET', KEYS[1], 'type')\n"
+        "if oid ~= '' then\n"
+        "  local ok = P .. 'order:' .. oid\n"
+        "  if ARGV[5] ~= '' then redis.call('RPUSH', ok .. ':log', ARGV[5]) end\n"
+        "  if ARGV[7] ~= '' then redis.call('RPUSH', ok .. ':status', ARGV[7]) end\n"
+        "  if nord > 0 then\n"
+        "    redis.call('HSET', ok, unpack(ARGV, 11, 10 + nord))\n"
+        "    local o = redis.call('HMGET', ok, 'counterparty_order_number', 'destination_tenant')\n"
+        "    if o[1] and o[1] ~= '' then\n"
+        "      redis.call('SET', P .. 'orderref:' .. o[2] .. ':' .. o[1], oid, 'NX')\n"
+        "    end\n"
+        "  end\n"
+        "end\n"
+        "local function drop_entry()\n"
+        "  local entry = redis.call('HGET', KEYS[1], 'stream_id')\n"
+        "  if entry and entry ~= '' then\n"
+        "    redis.call('XACK', KEYS[3], 'workers', entry)\n"
+        "    redis.call('XDEL', KEYS[3], entry)\n"
+        "  end\n"
+        "  redis.call('HSET', KEYS[1], 'stream_id', '')\n"
+        "end\n"
+        "if mode == 'end' then\n"
+        "  drop_entry()\n"
+        "  redis.call('ZREM', P .. 'active', sid)\n"
+        "  redis.call('ZREM', P .. 'delayed', sid)\n"
+        "  if oid ~= '' and stype ~= 'order_accept' then\n"
+        "    local q = P .. 'order:' .. oid .. ':q'\n"
+        "    if redis.call('LINDEX', q, 0) == sid then\n"
+        "      redis.call('LPOP', q)\n"
+        "      local nxt = redis.call('LINDEX', q, 0)\n"
+        "      if nxt then\n"
+        "        local id = redis.call('XADD', KEYS[3], '*', 'saga_id', nxt, 'type', 'wake', 'tenant', '')\n"
+        "        redis.call('HSET', P .. 'saga:' .. nxt, 'stream_id', id)\n"
+        "      end\n"
+        "    else\n"
+        "      redis.call('LREM', q, 1, sid)\n"
+        "    end\n"
+        "  end\n"
+        "  redis.call('EXPIRE', KEYS[1], ARGV[9])\n"
+        "  redis.call('EXPIRE', KEYS[2], ARGV[9])\n"
+        "elseif mode == 'delay' then\n"
+        "  drop_entry()\n"
+        "  redis.call('ZADD', P .. 'delayed', ARGV[9], sid)\n"
+        "  redis.call('ZADD', P .. 'active', ARGV[6], sid)\n"
+        "elseif mode == 'park' then\n"
+        "  drop_entry()\n"
+        "  redis.call('ZADD', P .. 'active', ARGV[6], sid)\n"
+        "else\n"
+        "  redis.call('ZADD', P .. 'active', ARGV[6], sid)\n"
+        "end\n"
+        "return 'ok'\n",
+};
+
+/*
+ * KEYS: delayed, stream. ARGV: 1 now_ms, 2 limit.
+ * Moves up to limit sagas whose retry time has come back to the stream; returns how many.
+ */
+store_script_t saga_lua_wake_due = {
+    .name = "wake_due",
+    .source =
+        "local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])\n"
+        "for _, sid in ipairs(due) do\n"
+        "  redis.call('ZREM', KEYS[1], sid)\n"
+        "  local sk = 'cr:{cr}:saga:' .. sid\n"
+        "  if redis.call('EXISTS', sk) == 1 then\n"
+        "    local id = redis.call('XADD', KEYS[2], '*', 'saga_id', sid, 'type', 'wake', 'tenant', '')\n"
+        "    redis.call('HSET', sk, 'stream_id', id)\n"
+        "  end\n"
+        "end\n"
+        "return #due\n",
+};
+
+/*
+ * KEYS: stream. ARGV: 1 order_id, 2 now (ISO).
+ * Marks the order accepted and wakes its create saga if it waits in "requested".
+ * Returns "resumed", "accepted", "already" or "canceled".
+ */
+store_script_t saga_lua_accept = {
+    .name = "accept",
+    .source =
+        "local P = 'cr:{cr}:'\n"
+        "local ok = P .. 'order:' .. ARGV[1]\n"
+        "if redis.call('HGET', ok, 'canceled') == '1' then return 'canceled' end\n"
+        "local was = redis.call('HGET', ok, 'accepted')\n"
+        "redis.call('HSET', ok, 'accepted', '1', 'updated_at', ARGV[2])\n"
+        "local head = redis.call('LINDEX', ok .. ':q', 0)\n"
+        "if head then\n"
+        "  local hk = P .. 'saga:' .. head\n"
+        "  local h = redis.call('HMGET', hk, 'type', 'status')\n"
+        "  if h[1] == 'order_create' and h[2] == 'requested' then\n"
+        "    local id = redis.call('XADD', KEYS[1], '*', 'saga_id', head, 'type', 'wake', 'tenant', '')\n"
+        "    redis.call('HSET', hk, 'stream_id', id)\n"
+        "    return 'resumed'\n"
+        "  end\n"
+        "end\n"
+        "if was == '1' then return 'already' end\n"
+        "return 'accepted'\n",
+};
+
+/*
+ * KEYS: active, delayed, stream. ARGV: 1 older_than_ms, 2 limit, 3 now_ms.
+ * Looks at up to limit unfinished sagas not updated since older_than_ms. One that is neither
+ * parked for a retry, nor waiting for an accept or behind its order's head, nor holding a live
+ * stream entry is re-queued (a new entry). Ended sagas leave the index. Returns how many were
+ * re-queued.
+ */
+store_script_t saga_lua_reconcile = {
+    .name = "reconcile",
+    .source =
+        "local P = 'cr:{cr}:'\n"
+        "local old = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])\n"
+        "local requeued = 0\n"
+        "for _, sid in ipairs(old) do\n"
+        "  local sk = P .. 'saga:' .. sid\n"
+        "  local s = redis.call('HMGET', sk, 'status', 'stream_id', 'order_id', 'type')\n"
+        "  local st = s[1]\n"
+        "  if not st or st == 'synced' or st == 'canceled' or st == 'rejected' or st == 'error' then\n"
+        "    redis.call('ZREM', KEYS[1], sid)\n"
+        "  else\n"
+        "    local waiting = redis.call('ZSCORE', KEYS[2], sid) ~= false\n"
+        "    local oid = s[3] or ''\n"
+        "    if not waiting and oid ~= '' then\n"
+        "      if st == 'requested' then\n"
+        "        waiting = redis.call('HGET', P .. 'order:' .. oid, 'accepted') ~= '1'\n"
+        "      end\n"
+        "      if not waiting and s[4] ~= 'order_accept' then\n"
+        "        waiting = redis.call('LINDEX', P .. 'order:' .. oid .. ':q', 0) ~= sid\n"
+        "      end\n"
+        "    end\n"
+        "    if not waiting and s[2] and s[2] ~= '' then\n"
+        "      waiting = #redis.call('XRANGE', KEYS[3], s[2], s[2]) > 0\n"
+        "    end\n"
+        "    if not waiting then\n"
+        "      local id = redis.call('XADD', KEYS[3], '*', 'saga_id', sid, 'type', 'wake', 'tenant', '')\n"
+        "      redis.call('HSET', sk, 'stream_id', id)\n"
+        "      requeued = requeued + 1\n"
+        "    end\n"
+        "    redis.call('ZADD', KEYS[1], ARGV[3], sid)\n"
+        "  end\n"
+        "end\n"
+        "return requeued\n",
+};
+
+/*
+ * KEYS: saga, history, stream. ARGV: 1 saga_id, 2 tenant ("*" for an operator: any tenant),
+ * 3 now_ms, 4 history entry, 5.. saga types the caller's key may retry.
+ * Re-runs a saga that ended "error" from the stage that failed: status back to "failed_from",
+ * attempts 0, retried 1, persisted again (no expiry), back into the active index and, for an
+ * order's saga, back into the order's queue (it runs when it reaches the head). Returns
+ * {"ok", status}, {"notfound"}, {"forbidden"} (type outside the key's scopes) or
+ * {"conflict", status}.
+ */
+store_script_t saga_lua_retry = {
+    .name = "retry",
+    .source =
+        "local P = 'cr:{cr}:'\n"
+        "local sid = ARGV[1]\n"
+        "local s = redis.call('HMGET', KEYS[1], 'tenant', 'type', 'status', 'failed_from',\n"
+        "                     'order_id')\n"
+        "if not s[1] or (ARGV[2] ~= '*' and s[1] ~= ARGV[2]) then return {'notfound'} end\n"
+        "local allowed = false\n"
+        "for i = 5, #ARGV do if ARGV[i] == s[2] then allowed = true end end\n"
+        "if not allowed then return {'forbidden'} end\n"
+        "if s[3] ~= 'error' then return {'conflict', s[3]} end\n"
+        "local from = s[4] or 'pending'\n"
+        "if from == 'error' or from == '' then from = 'pending' end\n"
+        "local created = redis.call('HGET', KEYS[1], 'created_ms') or ARGV[3]\n"
+        "redis.call('ZREM', P .. 'idx:status:error', sid)\n"
+        "redis.call('ZADD', P .. 'idx:status:' .. from, created, sid)\n"
+        "redis.call('HSET', KEYS[1], 'status', from, 'attempts', '0', 'retried', '1',\n"
+        "           'message', 'retry requested', 'stream_id', '')\n"
+        "redis.call('PERSIST', KEYS[1])\n"
+        "redis.call('PERSIST', KEYS[2])\n"
+        "redis.call('RPUSH', KEYS[2], ARGV[4])\n"
+        "redis.call('ZADD', P .. 'active', ARGV[3], sid)\n"
+        "local oid = s[5] or ''\n"
+        "if oid ~= '' and s[2] ~= 'order_accept' then\n"
+        "  local q = P .. 'order:' .. oid .. ':q'\n"
+        "  redis.call('RPUSH', q, sid)\n"
+        "  if redis.call('LINDEX', q, 0) ~= sid then return {'ok', from} end\n"
+        "end\n"
+        "local id = redis.call('XADD', KEYS[3], '*', 'saga_id', sid, 'type', 'retry',\n"
+        "                      'tenant', ARGV[2])\n"
+        "redis.call('HSET', KEYS[1], 'stream_id', id)\n"
+        "return {'ok', from}\n",
+};
+
+/*
+ * KEYS: stream. ARGV: 1 idle_ms, 2 this process's consumer name.
+ * Deletes consumers of the group that have no pending entries and have been idle longer than
+ * idle_ms (processes that exited or restarted under a new name). A consumer with pending entries
+ * is left for XAUTOCLAIM: deleting it would drop its entries from the group. Returns how many.
+ */
+store_script_t saga_lua_reap = {
+    .name = "reap",
+    .source =
+        "local ok, cs = pcall(redis.call, 'XINFO', 'CONSUMERS', KEYS[1], 'workers')\n"
+        "if not ok then return 0 end\n"
+        "local n = 0\n"
+        "for _, c in ipairs(cs) do\n"
+        "  local f = {}\n"
+        "  for i = 1, #c, 2 do f[c[i]] = c[i + 1] end\n"
+        "  if f['pending'] == 0 and f['idle'] > tonumber(ARGV[1]) and f['name'] ~= ARGV[2] then\n"
+        "    redis.call('XGROUP', 'DELCONSUMER', KEYS[1], 'workers', f['name'])\n"
+        "    n = n + 1\n"
+        "  end\n"
+        "end\n"
+        "return n\n",
+};

@@ -1,0 +1,674 @@
+/*
+ * sagaq.c - the saga stream consumer: consumer group, blocking reads on their own connection,
+ * claims of entries left idle by dead processes (XAUTOCLAIM), the delayed-retry poller and the
+ * reconciler. Each entry is begun with saga_lua_begin, which takes the fencing epoch and says
+ * whether this process may run the saga now; saga.c then runs it.
+ *
+ * Chores share one 100 ms timer, each with its own period and at most one command in flight,
+ * and each bounded by COUNT/LIMIT so no callback does unbounded work.
+ */
+#include "saga.h"
+
+#include "log.h"
+#include "saga_lua.h"
+#include "store_keys.h"
+#include "util/cr.h"
+#include "util/timefmt.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define TICK_MS 100
+#define READ_COUNT 64
+#define READ_BLOCK_MS 1000
+#define CLAIM_COUNT 64
+#define WAKE_LIMIT 200
+#define RECONCILE_EVERY_MS 5000
+#define RECONCILE_LIMIT 100
+#define MAX_RUNNING 2048
+
+struct saga_engine {
+    uv_loop_t *loop;
+    store_t *store;
+    store_t *bstore;
+    outhttp_t *http;
+    cfg_t **cfgp;
+    char consumer[128];
+    uv_timer_t tick;
+    bool tick_open;
+    bool started;
+    bool draining;
+    bool closing;
+    bool group_ready;
+    bool group_pending;
+    bool reading;
+    bool claiming;
+    bool waking;
+    bool reconciling;
+    char claim_cursor[48];
+    uint64_t last_claim;
+    uint64_t last_reconcile;
+    saga_run_t runs; /* sentinel */
+    size_t running;
+    size_t cmds_in_flight; /* engine-level commands whose callbacks are still to come */
+    saga_stats_t stats;
+    notifier_t *notifier;
+    saga_metrics_t metrics;
+    bool sampling;
+    uint64_t last_sample;
+    bool trimming;
+    uint64_t last_trim;
+    bool policy_checked;
+    void (*closed_cb)(void *data);
+    void *closed_data;
+};
+
+static void read_more(saga_engine_t *e);
+static void maybe_free(saga_engine_t *e);
+
+store_t *saga_engine_store(saga_engine_t *e)
+{
+    return e->store;
+}
+
+uv_loop_t *saga_engine_loop(saga_engine_t *e)
+{
+    return e->loop;
+}
+
+outhttp_t *saga_engine_http(saga_engine_t *e)
+{
+    return e->http;
+}
+
+saga_stats_t *saga_engine_counters(saga_engine_t *e)
+{
+    return &e->stats;
+}
+
+void saga_engine_set_metrics(saga_engine_t *e, const saga_metrics_t *m)
+{
+    e->metrics = *m;
+}
+
+const saga_metrics_t *saga_engine_metrics(saga_engine_t *e)
+{
+    return &e->metrics;
+}
+
+void saga_engine_set_notifier(saga_engine_t *e, notifier_t *n)
+{
+    e->notifier = n;
+}
+
+notifier_t *saga_engine_notifier(saga_engine_t *e)
+{
+    return e->notifier;
+}
+
+size_t saga_engine_running(const saga_engine_t *e)
+{
+    return e->running;
+}
+
+void saga_engine_stats(const saga_engine_t *e, saga_stats_t *out)
+{
+    *out = e->stats;
+    out->running = e->running;
+}
+
+/* ---------------------------------------------------------------- runs */
+
+static saga_run_t *find_run(saga_engine_t *e, const char *saga_id)
+{
+    for (saga_run_t *r = e->runs.next; r != &e->runs; r = r->next)
+        if (strcmp(r->saga_id, saga_id) == 0)
+            return r;
+    return NULL;
+}
+
+void saga_engine_run_done(saga_engine_t *e, saga_run_t *run)
+{
+    run->prev->next = run->next;
+    run->next->prev = run->prev;
+    e->running--;
+    json_decref(run->saga);
+    json_decref(run->order);
+    json_decref(run->request);
+    cfg_unref(run->cfg);
+    free(run);
+    if (e->closing)
+        maybe_free(e);
+    else
+        read_more(e);
+}
+
+/* A flat [field, value, ...] reply as a JSON object of strings. */
+static json_t *hash_reply(const redisReply *r)
+{
+    json_t *o = json_object();
+    if (r == NULL || r->type != REDIS_REPLY_ARRAY)
+        return o;
+    for (size_t i = 0; i + 1 < r->elements; i += 2) {
+        const redisReply *k = r->element[i], *v = r->element[i + 1];
+        if (k->type == REDIS_REPLY_STRING && v->type == REDIS_REPLY_STRING)
+            json_object_set_new(o, k->str, json_stringn_nocheck(v->str, v->len));
+    }
+    return o;
+}
+
+static void on_begin(const redisReply *reply, const char *err, void *data)
+{
+    saga_run_t *run = data;
+    saga_engine_t *e = run->engine;
+    if (e->closing || err || reply == NULL || reply->type != REDIS_REPLY_ARRAY ||
+        reply->elements < 1 || reply->element[0]->type != REDIS_REPLY_STRING ||
+        strcmp(reply->element[0]->str, "run") != 0 || reply->elements < 4) {
+        if (reply && reply->type == REDIS_REPLY_ERROR)
+            log_msg(LOG_ERROR, "saga begin failed", "saga_id", run->saga_id, "error", reply->str,
+                    NULL);
+        if (reply && reply->type == REDIS_REPLY_ARRAY && reply->elements >= 1 &&
+            reply->element[0]->type == REDIS_REPLY_STRING &&
+            strcmp(reply->element[0]->str, "poisoned") == 0)
+            log_msg(LOG_ERROR, "saga stopped: abandoned by its worker too often", "saga_id",
+                    run->saga_id, NULL);
+        saga_engine_run_done(e, run);
+        return;
+    }
+    run->epoch = reply->element[1]->integer;
+    run->saga = hash_reply(reply->element[2]);
+    run->order = hash_reply(reply->element[3]);
+    run->cfg = cfg_ref(*e->cfgp);
+    run->stage_started = uv_now(e->loop);
+    e->stats.started++;
+    saga_run_go(run);
+}
+
+/* Begin one stream entry (new or claimed). */
+static void begin_entry(saga_engine_t *e, const char *entry_id, const char *saga_id,
+                        bool claimed)
+{
+    if (saga_id == NULL || strlen(saga_id) >= sizeof ((saga_run_t *)0)->saga_id ||
+        strlen(entry_id) >= sizeof ((saga_run_t *)0)->entry_id)
+        return;
+    if (find_run(e, saga_id) != NULL)
+        return; /* already running here; this entry is a wake that raced the run */
+    saga_run_t *run = cr_calloc(1, sizeof *run);
+    run->engine = e;
+    snprintf(run->saga_id, sizeof run->saga_id, "%s", saga_id);
+    snprintf(run->entry_id, sizeof run->entry_id, "%s", entry_id);
+    run->next = e->runs.next;
+    run->prev = &e->runs;
+    e->runs.next->prev = run;
+    e->runs.next = run;
+    e->running++;
+
+    char saga_key[96], now[24], iso[TIME_ISO_LEN], claims[16], retention[24];
+    snprintf(saga_key, sizeof saga_key, STORE_KEY_SAGA_FMT, saga_id);
+    int64_t now_ms = time_now_ms();
+    snprintf(now, sizeof now, "%lld", (long long)now_ms);
+    time_format_iso(now_ms, iso);
+    snprintf(claims, sizeof claims, "%d", (*e->cfgp)->saga_max_claims);
+    snprintf(retention, sizeof retention, "%ld", (*e->cfgp)->saga_retention_s);
+    const char *argv[] = {saga_key, STORE_KEY_STREAM, saga_id, e->consumer, entry_id, now,
+                          claimed ? "1" : "0", claims, iso, retention};
+    if (store_evalsha(e->store, &saga_lua_begin, 2, 10, argv, NULL, on_begin, run) != 0) {
+        run->prev->next = run->next;
+        run->next->prev = run->prev;
+        e->running--;
+        free(run);
+    }
+}
+
+/* Begin every entry of an XREADGROUP/XAUTOCLAIM entry list. */
+static void begin_entries(saga_engine_t *e, const redisReply *list, bool claimed)
+{
+    if (list == NULL || list->type != REDIS_REPLY_ARRAY)
+        return;
+    for (size_t i = 0; i < list->elements; i++) {
+        const redisReply *ent = list->element[i];
+        if (ent->type != REDIS_REPLY_ARRAY || ent->elements != 2 ||
+            ent->element[0]->type != REDIS_REPLY_STRING)
+            continue; /* a deleted entry (nil fields) */
+        const redisReply *fields = ent->element[1];
+        const char *saga_id = NULL;
+        for (size_t f = 0; fields->type == REDIS_REPLY_ARRAY && f + 1 < fields->elements; f += 2)
+            if (strcmp(fields->element[f]->str, "saga_id") == 0)
+                saga_id = fields->element[f + 1]->str;
+        if (claimed)
+            e->stats.claimed++;
+        begin_entry(e, ent->element[0]->str, saga_id, claimed);
+    }
+}
+
+/* ---------------------------------------------------------------- reading */
+
+static void on_group(const redisReply *reply, const char *err, void *data)
+{
+    saga_engine_t *e = data;
+    e->cmds_in_flight--;
+    e->group_pending = false;
+    if (e->closing) {
+        maybe_free(e);
+        return;
+    }
+    if (err == NULL && reply &&
+        (reply->type == REDIS_REPLY_STATUS ||
+         (reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "BUSYGROUP", 9) == 0)))
+        e->group_ready = true;
+    read_more(e);
+}
+
+static void ensure_group(saga_engine_t *e)
+{
+    if (e->group_pending || !store_ready(e->store))
+        return;
+    /* From 0, never $: a group recreated after loss must still see every unfinished entry. */
+    const char *argv[] = {"XGROUP", "CREATE", STORE_KEY_STREAM, STORE_STREAM_GROUP, "0",
+                          "MKSTREAM"};
+    if (store_command_argv(e->store, 6, argv, NULL, on_group, e) == 0) {
+        e->group_pending = true;
+        e->cmds_in_flight++;
+    }
+}
+
+static void on_read(const redisReply *reply, const char *err, void *data)
+{
+    saga_engine_t *e = data;
+    e->cmds_in_flight--;
+    e->reading = false;
+    if (e->closing) {
+        maybe_free(e);
+        return;
+    }
+    if (err == NULL && reply && reply->type == REDIS_REPLY_ERROR) {
+        if (strncmp(reply->str, "NOGROUP", 7) == 0)
+            e->group_ready = false;
+        else
+            log_msg(LOG_ERROR, "XREADGROUP failed", "error", reply->str, NULL);
+        return; /* the tick retries */
+    }
+    if (err == NULL && reply && reply->type == REDIS_REPLY_ARRAY) {
+        for (size_t s = 0; s < reply->elements; s++) {
+            const redisReply *stream = reply->element[s];
+            if (stream->type == REDIS_REPLY_ARRAY && stream->elements == 2)
+                begin_entries(e, stream->element[1], false);
+        }
+    }
+    if (err == NULL)
+        read_more(e);
+}
+
+static void read_more(saga_engine_t *e)
+{
+    if (!e->started || e->reading || e->draining || e->closing)
+        return;
+    if (!e->group_ready) {
+        ensure_group(e);
+        return;
+    }
+    if (e->running >= MAX_RUNNING || !store_ready(e->bstore) || !store_ready(e->store))
+        return;
+    char count[16], block[16];
+    snprintf(count, sizeof count, "%zu", CR_MIN((size_t)READ_COUNT, MAX_RUNNING - e->running));
+    snprintf(block, sizeof block, "%d", READ_BLOCK_MS);
+    const char *argv[] = {"XREADGROUP", "GROUP", STORE_STREAM_GROUP, e->consumer, "COUNT", count,
+                          "BLOCK", block, "STREAMS", STORE_KEY_STREAM, ">"};
+    if (store_command_argv(e->bstore, 11, argv, NULL, on_read, e) == 0) {
+        e->reading = true;
+        e->cmds_in_flight++;
+    }
+}
+
+/* ---------------------------------------------------------------- chores */
+
+static void on_claim(const redisReply *reply, const char *err, void *data)
+{
+    saga_engine_t *e = data;
+    e->cmds_in_flight--;
+    e->claiming = false;
+    if (e->closing) {
+        maybe_free(e);
+        return;
+    }
+    if (err || reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements < 2) {
+        if (reply && reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "NOGROUP", 7) == 0)
+            e->group_ready = false;
+        return;
+    }
+    const redisReply *cursor = reply->element[0];
+    snprintf(e->claim_cursor, sizeof e->claim_cursor, "%s",
+             cursor->type == REDIS_REPLY_STRING ? cursor->str : "0-0");
+    begin_entries(e, reply->element[1], true);
+    /* More to claim: go on at the next tick instead of waiting a whole period. */
+    if (strcmp(e->claim_cursor, "0-0") != 0)
+        e->last_claim = 0;
+}
+
+static void claim_idle(saga_engine_t *e)
+{
+    if (e->claiming || e->draining || e->running >= MAX_RUNNING || !store_ready(e->store))
+        return;
+    char idle[24], count[16];
+    snprintf(idle, sizeof idle, "%ld", (*e->cfgp)->saga_claim_idle_ms);
+    snprintf(count, sizeof count, "%d", CLAIM_COUNT);
+    const char *argv[] = {"XAUTOCLAIM", STORE_KEY_STREAM, STORE_STREAM_GROUP, e->consumer, idle,
+                          e->claim_cursor, "COUNT", count};
+    if (store_command_argv(e->store, 8, argv, NULL, on_claim, e) == 0) {
+        e->claiming = true;
+        e->cmds_in_flight++;
+    }
+}
+
+static void on_simple_chore(const redisReply *reply, const char *err, void *data, bool *flag,
+                            uint64_t *counter)
+{
+    saga_engine_t *e = data;
+    e->cmds_in_flight--;
+    *flag = false;
+    if (e->closing) {
+        maybe_free(e);
+        return;
+    }
+    if (err == NULL && reply && reply->type == REDIS_REPLY_INTEGER && counter)
+        *counter += (uint64_t)reply->integer;
+    if (reply && reply->type == REDIS_REPLY_ERROR)
+        log_msg(LOG_ERROR, "saga chore failed", "error", reply->str, NULL);
+}
+
+static void on_wake(const redisReply *reply, const char *err, void *data)
+{
+    saga_engine_t *e = data;
+    on_simple_chore(reply, err, data, &e->waking, NULL);
+}
+
+static void on_reconcile(const redisReply *reply, const char *err, void *data)
+{
+    saga_engine_t *e = data;
+    on_simple_chore(reply, err, data, &e->reconciling, &e->stats.requeued);
+}
+
+static void on_reap(const redisReply *reply, const char *err, void *data)
+{
+    saga_engine_t *e = data;
+    e->cmds_in_flight--;
+    if (e->closing) {
+        maybe_free(e);
+        return;
+    }
+    if (err == NULL && reply && reply->type == REDIS_REPLY_INTEGER && reply->integer > 0) {
+        char n[24];
+        snprintf(n, sizeof n, "%lld", reply->integer);
+        log_msg(LOG_INFO, "removed idle consumers", "#count", n, NULL);
+    }
+}
+
+static void wake_due(saga_engine_t *e)
+{
+    if (e->waking || !store_ready(e->store))
+        return;
+    char now[24], limit[16];
+    snprintf(now, sizeof now, "%lld", (long long)time_now_ms());
+    snprintf(limit, sizeof limit, "%d", WAKE_LIMIT);
+    const char *argv[] = {STORE_KEY_DELAYED, STORE_KEY_STREAM, now, limit};
+    if (store_evalsha(e->store, &saga_lua_wake_due, 2, 4, argv, NULL, on_wake, e) == 0) {
+        e->waking = true;
+        e->cmds_in_flight++;
+    }
+}
+
+static void reconcile(saga_engine_t *e)
+{
+    if (e->reconciling || !store_ready(e->store))
+        return;
+    long long now = (long long)time_now_ms();
+    char older[24], limit[16], nows[24];
+    snprintf(older, sizeof older, "%lld", now - 2 * (*e->cfgp)->saga_claim_idle_ms);
+    snprintf(limit, sizeof limit, "%d", RECONCILE_LIMIT);
+    snprintf(nows, sizeof nows, "%lld", now);
+    const char *argv[] = {STORE_KEY_ACTIVE, STORE_KEY_DELAYED, STORE_KEY_STREAM, older, limit,
+                          nows};
+    if (store_evalsha(e->store, &saga_lua_reconcile, 3, 6, argv, NULL, on_reconcile, e) == 0) {
+        e->reconciling = true;
+        e->cmds_in_flight++;
+    }
+    /* Consumers of exited processes: gone once they hold nothing (10 claim periods idle). */
+    char idle[24];
+    snprintf(idle, sizeof idle, "%ld", 10 * (*e->cfgp)->saga_claim_idle_ms);
+    const char *rargv[] = {STORE_KEY_STREAM, idle, e->consumer};
+    if (store_evalsha(e->store, &saga_lua_reap, 1, 3, rargv, NULL, on_reap, e) == 0)
+        e->cmds_in_flight++;
+}
+
+/* Stream length and pending entries, for the stream-lag metrics. */
+static void on_sample(const redisReply *reply, const char *err, void *data)
+{
+    saga_engine_t *e = data;
+    e->cmds_in_flight--;
+    e->sampling = false;
+    if (e->closing) {
+        maybe_free(e);
+        return;
+    }
+    if (err == NULL && reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == 2) {
+        if (reply->element[0]->type == REDIS_REPLY_INTEGER)
+            e->stats.stream_len = reply->element[0]->integer;
+        const redisReply *p = reply->element[1];
+        if (p->type == REDIS_REPLY_ARRAY && p->elements >= 1 &&
+            p->element[0]->type == REDIS_REPLY_INTEGER)
+            e->stats.stream_pending = p->element[0]->integer;
+    }
+}
+
+static store_script_t sample_script = {
+    .name = "sample",
+    .source = "local ok, p = pcall(redis.call, 'XPENDING', KEYS[1], 'workers')\n"
+              "if not ok then p = {0} end\n"
+              "return {redis.call('XLEN', KEYS[1]), p}\n",
+};
+
+static void sample(saga_engine_t *e)
+{
+    if (e->sampling || !store_ready(e->store))
+        return;
+    const char *argv[] = {STORE_KEY_STREAM};
+    if (store_evalsha(e->store, &sample_script, 1, 1, argv, NULL, on_sample, e) == 0) {
+        e->sampling = true;
+        e->cmds_in_flight++;
+    }
+}
+
+/*
+ * ARGV: 1 cutoff_ms, then tenant names. Drops index members created before the cutoff (the
+ * retention window): the sagas themselves expire on their own once finished.
+ */
+static store_script_t trim_script = {
+    .name = "trim_indexes",
+    .source =
+        "local P = 'cr:{cr}:'\n"
+        "local keys = {'idx:all'}\n"
+        "for _, s in ipairs({'pending', 'requested', 'origin_mapped', 'master_mapped',\n"
+        "                    'destination_mapped', 'synced', 'canceled', 'rejected', 'error'}) do\n"
+        "  keys[#keys + 1] = 'idx:status:' .. s\n"
+        "end\n"
+        "for _, t in ipairs({'order_cancel', 'order_reset', 'order_update_status', 'order_create',\n"
+        "                    'order_accept', 'order_bol', 'order_drop'}) do\n"
+        "  keys[#keys + 1] = 'idx:type:' .. t\n"
+        "end\n"
+        "for i = 2, #ARGV do keys[#keys + 1] = 'idx:tenant:' .. ARGV[i] end\n"
+        "local n = 0\n"
+        "for _, k in ipairs(keys) do\n"
+        "  n = n + redis.call('ZREMRANGEBYSCORE', P .. k, '-inf', '(' .. ARGV[1])\n"
+        "end\n"
+        "return n\n",
+};
+
+static void on_trim(const redisReply *reply, const char *err, void *data)
+{
+    on_simple_chore(reply, err, data, &((saga_engine_t *)data)->trimming, NULL);
+}
+
+static void trim_indexes(saga_engine_t *e)
+{
+    if (e->trimming || !store_ready(e->store))
+        return;
+    const cfg_t *cfg = *e->cfgp;
+    const char **argv = cr_malloc((cfg->n_tenants + 1) * sizeof *argv);
+    char cutoff[24];
+    snprintf(cutoff, sizeof cutoff, "%lld",
+             (long long)time_now_ms() - (long long)cfg->saga_retention_s * 1000);
+    argv[0] = cutoff;
+    for (size_t i = 0; i < cfg->n_tenants; i++)
+        argv[i + 1] = cfg->tenants[i].name;
+    if (store_evalsha(e->store, &trim_script, 0, (int)cfg->n_tenants + 1, argv, NULL, on_trim,
+                      e) == 0) {
+        e->trimming = true;
+        e->cmds_in_flight++;
+    }
+    free(argv);
+}
+
+/* Evicting keys would silently lose accepted sagas: say so loudly at start. */
+static void on_policy(const redisReply *reply, const char *err, void *data)
+{
+    saga_engine_t *e = data;
+    e->cmds_in_flight--;
+    if (e->closing) {
+        maybe_free(e);
+        return;
+    }
+    if (err == NULL && reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 &&
+        reply->element[1]->type == REDIS_REPLY_STRING &&
+        strcmp(reply->element[1]->str, "noeviction") != 0)
+        log_msg(LOG_WARN,
+                "redis maxmemory-policy is not noeviction: under memory pressure Redis may "
+                "evict accepted sagas",
+                "maxmemory_policy", reply->element[1]->str, NULL);
+}
+
+static void check_policy(saga_engine_t *e)
+{
+    if (e->policy_checked || !store_ready(e->store))
+        return;
+    const char *argv[] = {"CONFIG", "GET", "maxmemory-policy"};
+    if (store_command_argv(e->store, 3, argv, NULL, on_policy, e) == 0) {
+        e->policy_checked = true;
+        e->cmds_in_flight++;
+    }
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    saga_engine_t *e = t->data;
+    if (e->closing)
+        return;
+    uint64_t now = uv_now(e->loop);
+    check_policy(e);
+    if (!e->draining) {
+        wake_due(e);
+        long claim_every = CR_MAX((*e->cfgp)->saga_claim_idle_ms / 2, TICK_MS);
+        if (now - e->last_claim >= (uint64_t)claim_every) {
+            e->last_claim = now;
+            claim_idle(e);
+        }
+        if (now - e->last_trim >= 60000) {
+            e->last_trim = now;
+            trim_indexes(e);
+        }
+        if (now - e->last_sample >= 1000) {
+            e->last_sample = now;
+            sample(e);
+        }
+        if (now - e->last_reconcile >= RECONCILE_EVERY_MS) {
+            e->last_reconcile = now;
+            reconcile(e);
+        }
+    }
+    read_more(e);
+}
+
+/* ---------------------------------------------------------------- life cycle */
+
+saga_engine_t *saga_engine_new(uv_loop_t *loop, store_t *store, store_t *block_store,
+                               outhttp_t *http, cfg_t **cfgp, const char *consumer)
+{
+    saga_engine_t *e = cr_calloc(1, sizeof *e);
+    e->loop = loop;
+    e->store = store;
+    e->bstore = block_store;
+    e->http = http;
+    e->cfgp = cfgp;
+    snprintf(e->consumer, sizeof e->consumer, "%s", consumer);
+    snprintf(e->claim_cursor, sizeof e->claim_cursor, "0-0");
+    e->runs.next = e->runs.prev = &e->runs;
+    uv_timer_init(loop, &e->tick);
+    e->tick.data = e;
+    e->tick_open = true;
+    return e;
+}
+
+void saga_engine_register_scripts(saga_engine_t *e, store_t *store)
+{
+    (void)e;
+    store_script_register(store, &saga_lua_begin);
+    store_script_register(store, &saga_lua_commit);
+    store_script_register(store, &saga_lua_wake_due);
+    store_script_register(store, &saga_lua_accept);
+    store_script_register(store, &saga_lua_reconcile);
+    store_script_register(store, &saga_lua_retry);
+    store_script_register(store, &saga_lua_reap);
+    store_script_register(store, &sample_script);
+    store_script_register(store, &trim_script);
+}
+
+void saga_engine_start(saga_engine_t *e)
+{
+    e->started = true;
+    /* Claim at once after a start: our own entries from before a crash are idle already. */
+    e->last_claim = 0;
+    e->last_reconcile = uv_now(e->loop);
+    uv_timer_start(&e->tick, on_tick, TICK_MS, TICK_MS);
+}
+
+void saga_engine_drain(saga_engine_t *e)
+{
+    e->draining = true;
+}
+
+static void maybe_free(saga_engine_t *e)
+{
+    if (!e->closing || e->tick_open || e->cmds_in_flight > 0 || e->running > 0)
+        return;
+    void (*cb)(void *) = e->closed_cb;
+    void *data = e->closed_data;
+    free(e);
+    if (cb)
+        cb(data);
+}
+
+static void on_tick_closed(uv_handle_t *h)
+{
+    saga_engine_t *e = h->data;
+    e->tick_open = false;
+    maybe_free(e);
+}
+
+void saga_engine_close(saga_engine_t *e, void (*closed_cb)(void *data), void *data)
+{
+    if (e->closing)
+        return;
+    e->closing = true;
+    e->closed_cb = closed_cb;
+    e->closed_data = data;
+    /* Runs waiting on Redis finish when their callbacks fail (the stores close next); runs
+     * waiting on a delivery are cancelled now. Their entries stay pending for a claim. */
+    for (saga_run_t *r = e->runs.next; r != &e->runs;) {
+        saga_run_t *next = r->next;
+        r->dropped = true;
+        if (r->xfer)
+            outhttp_cancel(e->http, r->xfer);
+        r = next;
+    }
+    uv_close((uv_handle_t *)&e->tick, on_tick_closed);
+}
