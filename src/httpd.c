@@ -39,7 +39,8 @@ struct httpd_conn {
     uv_timer_t timer;
     int open_handles;
     llhttp_t parser;
-    buf_t inbuf;         /* bytes received but not yet parsed */
+    buf_t inbuf;         /* bytes received but not yet parsed, from inoff on */
+    size_t inoff;
     httpd_req_t *req;    /* being parsed */
     httpd_req_t *active; /* with the handler */
     conn_phase_t phase;
@@ -107,6 +108,7 @@ struct httpd {
 static void conn_close(httpd_conn_t *c);
 static void maybe_finish_close(httpd_t *h);
 static void conn_feed(httpd_conn_t *c, const char *data, size_t len);
+static void conn_feed_queued(httpd_conn_t *c);
 static void conn_fail(httpd_conn_t *c, int status, const char *detail);
 
 /* ---------------------------------------------------------------- status texts */
@@ -393,12 +395,7 @@ static void on_write(uv_write_t *w, int status)
      * burst of pipelined requests never recurses through the handler. */
     c->fresh = false;
     conn_set_phase(c, PH_IDLE);
-    if (c->inbuf.len > 0) {
-        buf_t pending = c->inbuf;
-        memset(&c->inbuf, 0, sizeof c->inbuf);
-        conn_feed(c, pending.data, pending.len);
-        buf_free(&pending);
-    }
+    conn_feed_queued(c);
     if (!c->closing)
         resume_reading(c);
 }
@@ -499,6 +496,7 @@ static void conn_fail(httpd_conn_t *c, int status, const char *detail)
         c->reading = false;
     }
     buf_free(&c->inbuf);
+    c->inoff = 0;
     c->close_after_write = true;
     char rid[CRYPTO_OID_LEN];
     crypto_oid(rid);
@@ -898,7 +896,10 @@ static int map_parser_error(llhttp_errno_t e, const char **detail)
     }
 }
 
-static void conn_feed(httpd_conn_t *c, const char *data, size_t len)
+/* Runs the framing guard and llhttp over data until a request is complete (it is dispatched and
+ * parsing pauses), the data ends, or the connection fails. Returns how many bytes were used; the
+ * rest belongs to the next request. Never touches c->inbuf, which data may point into. */
+static size_t conn_parse(httpd_conn_t *c, const char *data, size_t len)
 {
     size_t off = 0;
     while (off < len && !c->closing && c->active == NULL && !c->writing) {
@@ -911,7 +912,7 @@ static void conn_feed(httpd_conn_t *c, const char *data, size_t len)
         if (c->crlf_need > 0) {
             if (check_chunk_crlf(c, data + off, data + len) != 0) {
                 conn_fail(c, 400, c->err_detail);
-                return;
+                return len;
             }
         }
         if (c->in_head) {
@@ -919,7 +920,7 @@ static void conn_feed(httpd_conn_t *c, const char *data, size_t len)
             int st = scan_head(c, data + off, n, &used);
             if (st > 1) {
                 conn_fail(c, st, c->err_detail);
-                return;
+                return len;
             }
             n = used;
             head_ends = st == 1;
@@ -951,20 +952,45 @@ static void conn_feed(httpd_conn_t *c, const char *data, size_t len)
                 llhttp_resume_after_upgrade(&c->parser);
             else
                 llhttp_resume(&c->parser);
-            if (off < len)
-                buf_append(&c->inbuf, data + off, len - off);
             dispatch(c);
-            return;
+            return off;
         }
         const char *detail = c->err_detail;
         int status = c->err_status;
         if (status == 0)
             status = map_parser_error(e, &detail);
         conn_fail(c, status, detail ? detail : "Malformed request");
-        return;
+        return len;
     }
+    return off;
+}
+
+/* Bytes fresh from the socket: parse what can be, keep the rest for after the answer. */
+static void conn_feed(httpd_conn_t *c, const char *data, size_t len)
+{
+    size_t off = conn_parse(c, data, len);
     if (off < len && !c->closing)
         buf_append(&c->inbuf, data + off, len - off);
+}
+
+/* Pipelined bytes kept while an answer was pending. Parsed in place: a client that pipelines
+ * thousands of requests costs one pass over its bytes, not a copy of the rest per request. */
+static void conn_feed_queued(httpd_conn_t *c)
+{
+    if (c->inbuf.len == c->inoff)
+        return;
+    size_t off = conn_parse(c, c->inbuf.data + c->inoff, c->inbuf.len - c->inoff);
+    if (c->closing)
+        return; /* conn_fail may have freed the buffer */
+    c->inoff += off;
+    if (c->inoff == c->inbuf.len) {
+        c->inbuf.len = 0;
+        c->inoff = 0;
+    } else if (c->inoff >= 64 * 1024 && c->inoff * 2 >= c->inbuf.len) {
+        memmove(c->inbuf.data, c->inbuf.data + c->inoff, c->inbuf.len - c->inoff);
+        c->inbuf.len -= c->inoff;
+        c->inoff = 0;
+    }
 }
 
 /* ---------------------------------------------------------------- reading */
@@ -997,7 +1023,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     }
     if (c->active != NULL || c->writing) {
         buf_append(&c->inbuf, buf->base, (size_t)nread);
-        if (c->inbuf.len > HTTPD_MAX_QUEUED) {
+        if (c->inbuf.len - c->inoff > HTTPD_MAX_QUEUED) {
             /* A client that pipelines without reading answers waits here, not in our memory. */
             uv_read_stop(stream);
             c->reading = false;
@@ -1009,7 +1035,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 
 static void resume_reading(httpd_conn_t *c)
 {
-    if (c->reading || c->closing || c->eof || c->inbuf.len > HTTPD_MAX_QUEUED)
+    if (c->reading || c->closing || c->eof || c->inbuf.len - c->inoff > HTTPD_MAX_QUEUED)
         return;
     if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0)
         c->reading = true;

@@ -804,7 +804,15 @@ static void pipeline_case(const char *what, const char *one, size_t mb)
         harness_sleep_ms(40);
     }
     long rss1 = rss_kb(pid);
-    double cpu = cpu_share(pid, 1000);
+    /* Once every buffer is full the gateway must go quiet, not spin. A loaded machine may still
+     * be working through the answers that did fit when the sender gave up, so take the quietest
+     * second within a few: a spinning gateway has none. */
+    double cpu = 1e9;
+    int windows = 0;
+    while (windows < 8 && cpu >= 0.2) {
+        cpu = fmin(cpu, cpu_share(pid, 1000));
+        windows++;
+    }
     double p99 = percentile(during.hz, during.nhz, 99);
     /* A connection that never reads its answers holds its slot and its queued bytes: does the
      * gateway ever let go of it? (Open connections from /metrics: 1 is the metrics request.) */
@@ -824,11 +832,11 @@ static void pipeline_case(const char *what, const char *one, size_t mb)
     print_message("pipelining %s, never reading: %.1f of %zu MiB accepted by the kernel in "
                   "%.1f s (gateway CPU meanwhile %.0f%% of a core); gateway "
                   "RSS %ld KiB before, %ld KiB stuck (peak %ld, +%ld KiB), %ld KiB after the close; "
-                  "CPU while stuck %.0f%% of a core; other client (p99 before %.2f ms): %zu "
+                  "CPU while stuck %.0f%% of a core (quietest of %d s); other client (p99 before %.2f ms): %zu "
                   "requests, p99 %.2f ms, "
                   "worst %.2f ms, %d errors; the stuck connection %s\n",
                   what, (double)sent / 1048576.0, mb, send_s, send_cpu * 100, rss0, rss1, rss_peak, rss_peak - rss0, rss2,
-                  cpu * 100, base_p99, during.nhz, p99, fmax(worst, percentile(during.hz, during.nhz, 100)),
+                  cpu * 100, windows, base_p99, during.nhz, p99, fmax(worst, percentile(during.hz, during.nhz, 100)),
                   during.errors, dropped_ms < 0 ? "was still open when the test let go" : "was closed");
     if (dropped_ms >= 0)
         print_message("  (closed by the gateway %lld ms after it got stuck)\n", dropped_ms);
@@ -1294,6 +1302,8 @@ int main(void)
         cmocka_unit_test_teardown(test_fd_cycles, per_test_teardown),
         cmocka_unit_test_teardown(test_exact_limits, per_test_teardown),
     };
+    if (getenv("CR_TEST_FILTER"))
+        cmocka_set_test_filter(getenv("CR_TEST_FILTER"));
     int failed = cmocka_run_group_tests_name("slow_clients", tests, group_setup, group_teardown);
     return failed != 0 || g_teardown_failed ? 1 : 0;
 }
