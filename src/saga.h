@@ -109,6 +109,7 @@ struct saga_run {
     cfg_t *cfg;      /* reference held for the run */
     outhttp_xfer_t *xfer;
     uint64_t stage_started; /* uv_now() when the current stage began */
+    uint64_t touched; /* uv_now() when the run's claim was last refreshed (sagaq.c) */
     bool dropped;    /* engine closing: finish without writing */
 };
 

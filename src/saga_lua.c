@@ -54,6 +54,8 @@ store_script_t saga_lua_begin = {
         "    -- take down every process in turn. Ends as the commit script's 'end' does.\n"
         "    local msg = 'stopped: the saga was abandoned by its worker ' .. claims .. ' times'\n"
         "    local was = st\n"
+        "    -- A new epoch fences the run that holds the saga now: it must not write over 'error'.\n"
+        "    redis.call('HINCRBY', KEYS[1], 'epoch', 1)\n"
         "    redis.call('HSET', KEYS[1], 'status', 'error', 'failed_from', was, 'message', msg,\n"
         "               'stream_id', '')\n"
         "    local created = redis.call('HGET', KEYS[1], 'created_ms') or ARGV[4]\n"
@@ -332,6 +334,31 @@ store_script_t saga_lua_reap = {
         "  if f['pending'] == 0 and f['idle'] > tonumber(ARGV[1]) and f['name'] ~= ARGV[2] then\n"
         "    redis.call('XGROUP', 'DELCONSUMER', KEYS[1], 'workers', f['name'])\n"
         "    n = n + 1\n"
+        "  end\n"
+        "end\n"
+        "return n\n",
+};
+
+/*
+ * KEYS: stream. ARGV: 1 this process's consumer name, then saga_id, epoch pairs of its runs.
+ * A run that takes longer than claim_idle_ms (a slow destination, a long timeout) must not look
+ * abandoned: for each saga still held at that epoch and not ended, its stream entry is claimed
+ * again by this consumer (XCLAIM with min-idle 0 and JUSTID resets the entry's idle time
+ * without counting a delivery). A saga taken by another process in the meantime has a newer
+ * epoch and is left alone. Returns how many entries were refreshed.
+ */
+store_script_t saga_lua_touch = {
+    .name = "touch",
+    .source =
+        "local n = 0\n"
+        "for i = 2, #ARGV - 1, 2 do\n"
+        "  local s = redis.call('HMGET', 'cr:{cr}:saga:' .. ARGV[i], 'epoch', 'stream_id', 'status')\n"
+        "  local st = s[3]\n"
+        "  if s[1] == ARGV[i + 1] and s[2] and s[2] ~= '' and st ~= 'synced' and\n"
+        "     st ~= 'canceled' and st ~= 'rejected' and st ~= 'error' then\n"
+        "    local ok, r = pcall(redis.call, 'XCLAIM', KEYS[1], 'workers', ARGV[1], 0, s[2],\n"
+        "                        'JUSTID')\n"
+        "    if ok then n = n + #r end\n"
         "  end\n"
         "end\n"
         "return n\n",

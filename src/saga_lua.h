@@ -11,8 +11,9 @@ extern store_script_t saga_lua_begin;     /* take a saga for a run (fencing epoc
 extern store_script_t saga_lua_commit;    /* status transition: step, park, delay or end */
 extern store_script_t saga_lua_wake_due;  /* move due delayed sagas back to the stream */
 extern store_script_t saga_lua_accept;    /* destination accepts a requested order */
-extern store_script_t saga_lua_reconcile;
-extern store_script_t saga_lua_retry;
-extern store_script_t saga_lua_reap;       /* delete idle consumers with nothing pending */      /* re-run a saga that ended in error */ /* re-queue unfinished sagas that lost their entry */
+extern store_script_t saga_lua_reconcile; /* re-queue unfinished sagas that lost their entry */
+extern store_script_t saga_lua_retry;     /* re-run a saga that ended in error */
+extern store_script_t saga_lua_reap;      /* delete idle consumers with nothing pending */
+extern store_script_t saga_lua_touch;     /* keep the claims of long runs fresh */
 
 #endif

@@ -27,6 +27,7 @@
 #define RECONCILE_EVERY_MS 5000
 #define RECONCILE_LIMIT 100
 #define MAX_RUNNING 2048
+#define TOUCH_LIMIT 256
 
 struct saga_engine {
     uv_loop_t *loop;
@@ -46,6 +47,7 @@ struct saga_engine {
     bool claiming;
     bool waking;
     bool reconciling;
+    bool touching;
     char claim_cursor[48];
     uint64_t last_claim;
     uint64_t last_reconcile;
@@ -181,6 +183,7 @@ static void on_begin(const redisReply *reply, const char *err, void *data)
     run->order = hash_reply(reply->element[3]);
     run->cfg = cfg_ref(*e->cfgp);
     run->stage_started = uv_now(e->loop);
+    run->touched = run->stage_started;
     e->stats.started++;
     saga_run_go(run);
 }
@@ -441,6 +444,45 @@ static void reconcile(saga_engine_t *e)
         e->cmds_in_flight++;
 }
 
+static void on_touch(const redisReply *reply, const char *err, void *data)
+{
+    saga_engine_t *e = data;
+    on_simple_chore(reply, err, data, &e->touching, NULL);
+}
+
+/*
+ * A run that lasts longer than claim_idle_ms (a slow destination, a long connector timeout)
+ * would look abandoned to the other processes' XAUTOCLAIM, and the saga would be delivered a
+ * second time while the first delivery is still in flight. Refresh the claim of every run older
+ * than a third of the claim time, so only a process that really stops (crash, SIGSTOP) loses
+ * its sagas.
+ */
+static void keep_claims(saga_engine_t *e, uint64_t now)
+{
+    if (e->touching || e->running == 0 || !store_ready(e->store))
+        return;
+    uint64_t every = (uint64_t)CR_MAX((*e->cfgp)->saga_claim_idle_ms / 3, TICK_MS);
+    const char *argv[2 + 2 * TOUCH_LIMIT];
+    char epochs[TOUCH_LIMIT][24];
+    int argc = 2, n = 0;
+    argv[0] = STORE_KEY_STREAM;
+    argv[1] = e->consumer;
+    for (saga_run_t *r = e->runs.next; r != &e->runs && n < TOUCH_LIMIT; r = r->next) {
+        if (r->saga == NULL || r->dropped || now - r->touched < every)
+            continue;
+        r->touched = now;
+        snprintf(epochs[n], sizeof epochs[n], "%lld", r->epoch);
+        argv[argc++] = r->saga_id;
+        argv[argc++] = epochs[n++];
+    }
+    if (n == 0)
+        return;
+    if (store_evalsha(e->store, &saga_lua_touch, 1, argc, argv, NULL, on_touch, e) == 0) {
+        e->touching = true;
+        e->cmds_in_flight++;
+    }
+}
+
 /* Stream length and pending entries, for the stream-lag metrics. */
 static void on_sample(const redisReply *reply, const char *err, void *data)
 {
@@ -565,6 +607,7 @@ static void on_tick(uv_timer_t *t)
         return;
     uint64_t now = uv_now(e->loop);
     check_policy(e);
+    keep_claims(e, now);
     if (!e->draining) {
         wake_due(e);
         long claim_every = CR_MAX((*e->cfgp)->saga_claim_idle_ms / 2, TICK_MS);
@@ -618,6 +661,7 @@ void saga_engine_register_scripts(saga_engine_t *e, store_t *store)
     store_script_register(store, &saga_lua_reconcile);
     store_script_register(store, &saga_lua_retry);
     store_script_register(store, &saga_lua_reap);
+    store_script_register(store, &saga_lua_touch);
     store_script_register(store, &sample_script);
     store_script_register(store, &trim_script);
 }
