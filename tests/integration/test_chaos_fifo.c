@@ -93,14 +93,8 @@ static void test_fig9_fifo_four_processes(void **state)
         }
         harness_sleep_ms(20);
     }
-    if (!chaos_load_wait(load, chaos_ms(60000)))
-        fail_msg("the load did not finish");
-    chaos_check_opts_t co = {.load = load, .dests = {swift}, .n_dests = 1, .cluster = &cl,
-                             .settle_ms = chaos_ms(30000), .fifo = true, .expect_2xx = true,
-                             .dup_bound = -1};
     chaos_check_t r;
-    long v = chaos_check_run(&co, &r);
-    chaos_dump_logs("fig9", load, swift);
+    long v = chaos_check_usual(&cl, load, swift, "fig9", chaos_ms(30000), true, &r);
     cl.load = NULL;
     chaos_load_free(load);
 

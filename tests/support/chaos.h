@@ -56,6 +56,10 @@ bool chaos_want(int fig);
 double chaos_pct(const double *v, size_t n, double p);
 /* Hex SHA-256 of a string (what the gateway stores for an Idempotency-Key). */
 void chaos_sha256_hex(const char *s, char out[65]);
+/* realloc that aborts when out of memory. */
+void *chaos_xrealloc(void *p, size_t n);
+/* A uniform double in [0, 1) from a xorshift64* state (not thread-safe: the caller's lock). */
+double chaos_rand(uint64_t *state);
 /* FNV-1a 64 of bytes. */
 uint64_t chaos_hash(const void *p, size_t n);
 /* A result line "FIGURE <fig> <variant> | text" on stdout and appended to $CHAOS_RESULTS. */
@@ -447,8 +451,19 @@ typedef struct chaos_env {
 /* pol: swift-haul's stand-in (NULL: 5-15 ms); extra: top-level config sections (stolen). */
 int chaos_env_start(chaos_env_t *e, int n_gw, bool with_proxy, const chaos_dest_policy_t *pol,
                     int claim_ms, json_t *extra);
+/* For cmocka tests: chaos_env_start on a static environment, failing the test if it does not
+ * start; chaos_env_down stops it and fails the test unless every gateway exited 0. */
+chaos_env_t *chaos_env_up(int n_gw, bool with_proxy, const chaos_dest_policy_t *pol, int claim_ms,
+                          json_t *extra);
+void chaos_env_down(chaos_env_t *e);
 /* The usual mix (acme-supply -> swift-haul, creates, updates, resets) on every gateway. */
 void chaos_env_load(chaos_env_t *e, const char *base, double rate, int duration_ms, int n_orders);
+/* Wait for the load (up to 120 s, scaled), then run the checker with the usual options (every
+ * saga acknowledged and ending as expected with a 2xx at dest, duplicates bounded by the faults,
+ * no overlap, FIFO optional, settled queues), and dump the logs as name. Returns the violations
+ * (a load that did not finish counts as one). */
+long chaos_check_usual(const chaos_cluster_t *cl, chaos_load_t *load, chaos_dest_t *dest,
+                       const char *name, int settle_ms, bool fifo, chaos_check_t *r);
 /* Wait for the load, run the checker (FIFO optional); dump the logs as name. */
 long chaos_env_check(chaos_env_t *e, const char *name, chaos_check_t *r, bool fifo);
 /* Stop everything; gateways that did not exit 0. */

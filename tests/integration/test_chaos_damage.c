@@ -23,21 +23,6 @@
 
 #include "chaos.h"
 
-static chaos_env_t g_env;
-
-static chaos_env_t *env_start(int n_gw, bool with_proxy, const chaos_dest_policy_t *pol,
-                              int claim, json_t *extra)
-{
-    if (chaos_env_start(&g_env, n_gw, with_proxy, pol, claim, extra) != 0)
-        fail_msg("the cluster did not start");
-    return &g_env;
-}
-
-static void env_stop(chaos_env_t *e)
-{
-    assert_int_equal(chaos_env_stop(e), 0);
-}
-
 /* ------------------------------------------------------------------------------ figure 7 */
 
 static void test_fig7_maxmemory(void **state)
@@ -45,7 +30,7 @@ static void test_fig7_maxmemory(void **state)
     (void)state;
     if (!chaos_want(7))
         skip();
-    chaos_env_t *e = env_start(2, false, NULL, chaos_ms(1000), NULL);
+    chaos_env_t *e = chaos_env_up(2, false, NULL, chaos_ms(1000), NULL);
     chaos_env_load(e, "M", 100, 8000, 100);
     harness_sleep_ms(2000);
     redisContext *c = chaos_redis(&e->cl);
@@ -94,7 +79,7 @@ static void test_fig7_maxmemory(void **state)
                     "%.0f ms after the limit was lifted; start-up warning with allkeys-lru: %s; "
                     "%s",
                  w.n, oom503, w.s500, ls.s5xx_other, first_ms, warned ? "yes" : "NO", line);
-    env_stop(e);
+    chaos_env_down(e);
     assert_true(oom503 > 0);
     assert_int_equal(ls.s5xx_other, 0);
     assert_true(warned > 0);
@@ -112,7 +97,7 @@ static void test_fig8_stream_deleted(void **state)
     if (!chaos_want(8))
         skip();
     chaos_dest_policy_t pol = {.latency_ms = 50, .jitter_ms = 100};
-    chaos_env_t *e = env_start(2, false, &pol, chaos_ms(1000), NULL);
+    chaos_env_t *e = chaos_env_up(2, false, &pol, chaos_ms(1000), NULL);
     chaos_env_load(e, "X", 100, 6000, 100);
     harness_sleep_ms(3000);
     long long t_del = chaos_now_us();
@@ -146,7 +131,7 @@ static void test_fig8_stream_deleted(void **state)
                     "recreated after %.0f ms, next 200 after %.0f ms; %s",
                  n_active, deleted, t_group ? (double)(t_group - t_del) / 1000.0 : -1.0,
                  first ? (double)(first - t_del) / 1000.0 : -1.0, line);
-    env_stop(e);
+    chaos_env_down(e);
     assert_true(t_group > 0);
     assert_int_equal(r.not_acked, 0);
     assert_int_equal(v, 0);
@@ -158,7 +143,7 @@ static void test_fig8_pending_deleted(void **state)
     if (!chaos_want(8))
         skip();
     chaos_dest_policy_t pol = {.latency_ms = 300, .jitter_ms = 200};
-    chaos_env_t *e = env_start(1, false, &pol, chaos_ms(1000), NULL);
+    chaos_env_t *e = chaos_env_up(1, false, &pol, chaos_ms(1000), NULL);
     chaos_env_load(e, "Q", 50, 3000, 50);
     harness_sleep_ms(2500);
     chaos_cluster_kill(&e->cl, 0);
@@ -191,7 +176,7 @@ static void test_fig8_pending_deleted(void **state)
     chaos_figure(8, "gateway killed, its %ld pending entries deleted (%ld sagas unfinished): all "
                     "finished %.1f s after the damage (reconciler); %s",
                  dropped, left, took, line);
-    env_stop(e);
+    chaos_env_down(e);
     assert_true(dropped > 0);
     assert_true(took >= 0 && took <= 10.0 * chaos_slow());
     assert_int_equal(r.not_acked, 0);
@@ -203,7 +188,7 @@ static void test_fig8_entries_readded(void **state)
     (void)state;
     if (!chaos_want(8))
         skip();
-    chaos_env_t *e = env_start(2, false, NULL, chaos_ms(1000), NULL);
+    chaos_env_t *e = chaos_env_up(2, false, NULL, chaos_ms(1000), NULL);
     chaos_env_load(e, "Y", 100, 3000, 50);
     chaos_check_t r;
     long v = chaos_env_check(e, "fig8-readd", &r, true);
@@ -228,7 +213,7 @@ static void test_fig8_entries_readded(void **state)
     chaos_figure(8, "%ld stream entries re-added for finished sagas: %zu extra deliveries, "
                     "stream drained: %s",
                  added, extra, settled ? "yes" : "NO");
-    env_stop(e);
+    chaos_env_down(e);
     assert_int_equal(extra, 0);
     assert_true(settled);
 }

@@ -69,14 +69,8 @@ static void test_fig2_pause_past_claim(void **state)
     int fenced0 = chaos_gw_log_count(&cl.gw[0], "saga fenced");
     harness_sleep_ms(pause_ms);
     chaos_cluster_cont(&cl, 0);
-    if (!chaos_load_wait(load, chaos_ms(60000)))
-        fail_msg("the load did not finish");
-    chaos_check_opts_t co = {.load = load, .dests = {swift}, .n_dests = 1, .cluster = &cl,
-                             .settle_ms = chaos_ms(30000), .fifo = true, .expect_2xx = true,
-                             .dup_bound = -1};
     chaos_check_t r;
-    long v = chaos_check_run(&co, &r);
-    chaos_dump_logs("fig2", load, swift);
+    long v = chaos_check_usual(&cl, load, swift, "fig2", chaos_ms(30000), true, &r);
     int fenced = chaos_gw_log_count(&cl.gw[0], "saga fenced") - fenced0;
     int failed = chaos_gw_log_count(&cl.gw[0], "commit failed");
     char line[1024];

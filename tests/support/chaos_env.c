@@ -5,6 +5,13 @@
  */
 #include "chaos.h"
 
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,20 +57,26 @@ void chaos_env_load(chaos_env_t *e, const char *base, double rate, int duration_
     e->cl.load = e->load;
 }
 
-long chaos_env_check(chaos_env_t *e, const char *name, chaos_check_t *r, bool fifo)
+long chaos_check_usual(const chaos_cluster_t *cl, chaos_load_t *load, chaos_dest_t *dest,
+                       const char *name, int settle_ms, bool fifo, chaos_check_t *r)
 {
-    if (!chaos_load_wait(e->load, chaos_ms(120000))) {
+    if (!chaos_load_wait(load, chaos_ms(120000))) {
         fprintf(stderr, "chaos: %s: the load did not finish\n", name);
         memset(r, 0, sizeof *r);
         r->violations = 1;
         return -1;
     }
-    chaos_check_opts_t co = {.load = e->load, .dests = {e->swift}, .n_dests = 1,
-                             .cluster = &e->cl, .settle_ms = chaos_ms(60000), .fifo = fifo,
-                             .expect_2xx = true, .dup_bound = -1};
+    chaos_check_opts_t co = {.load = load, .dests = {dest}, .n_dests = 1, .cluster = cl,
+                             .settle_ms = settle_ms, .fifo = fifo, .expect_2xx = true,
+                             .dup_bound = -1};
     long v = chaos_check_run(&co, r);
-    chaos_dump_logs(name, e->load, e->swift);
+    chaos_dump_logs(name, load, dest);
     return v;
+}
+
+long chaos_env_check(chaos_env_t *e, const char *name, chaos_check_t *r, bool fifo)
+{
+    return chaos_check_usual(&e->cl, e->load, e->swift, name, chaos_ms(60000), fifo, r);
 }
 
 int chaos_env_stop(chaos_env_t *e)
@@ -76,6 +89,20 @@ int chaos_env_stop(chaos_env_t *e)
     chaos_dest_stop(e->acme);
     e->swift = e->acme = NULL;
     return bad;
+}
+
+chaos_env_t *chaos_env_up(int n_gw, bool with_proxy, const chaos_dest_policy_t *pol, int claim_ms,
+                          json_t *extra)
+{
+    static chaos_env_t env;
+    if (chaos_env_start(&env, n_gw, with_proxy, pol, claim_ms, extra) != 0)
+        fail_msg("the cluster did not start");
+    return &env;
+}
+
+void chaos_env_down(chaos_env_t *e)
+{
+    assert_int_equal(chaos_env_stop(e), 0);
 }
 
 void chaos_attempts_in(chaos_load_t *l, long long from, long long to, int limit_ms,

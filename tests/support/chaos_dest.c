@@ -84,23 +84,9 @@ const char *chaos_fault_name(chaos_fault_t f)
     return f >= 0 && f < CD_N_FAULTS ? fault_names[f] : "?";
 }
 
-static void *xrealloc(void *p, size_t n)
-{
-    void *q = realloc(p, n);
-    if (q == NULL)
-        abort();
-    return q;
-}
-
 static double rnd(chaos_dest_t *d)
 {
-    /* xorshift64*, under d->mu */
-    uint64_t x = d->rng;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    d->rng = x;
-    return (double)((x * 2685821657736338717ULL) >> 11) / 9007199254740992.0;
+    return chaos_rand(&d->rng);
 }
 
 static bool header_value(const char *block, size_t len, const char *name, char *out,
@@ -297,7 +283,7 @@ static void on_request(chaos_dest_t *d, conn_t *c, const char *path, size_t pl, 
     e.fault = f;
     if (d->n_log == d->cap_log) {
         d->cap_log = d->cap_log ? d->cap_log * 2 : 1024;
-        d->log = xrealloc(d->log, d->cap_log * sizeof *d->log);
+        d->log = chaos_xrealloc(d->log, d->cap_log * sizeof *d->log);
     }
     long idx = (long)d->n_log;
     d->in_flight++;
@@ -379,7 +365,7 @@ static bool conn_read(conn_t *c)
     for (;;) {
         if (c->in_cap - c->in_len < 16384) {
             c->in_cap = c->in_cap ? c->in_cap * 2 : 32768;
-            c->in = xrealloc(c->in, c->in_cap);
+            c->in = chaos_xrealloc(c->in, c->in_cap);
         }
         ssize_t n = recv(c->fd, c->in + c->in_len, c->in_cap - c->in_len - 1, 0);
         if (n > 0) {
@@ -437,7 +423,7 @@ static void accept_all(chaos_dest_t *d)
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         if (d->n_conns == d->cap_conns) {
             d->cap_conns = d->cap_conns ? d->cap_conns * 2 : 64;
-            d->conns = xrealloc(d->conns, d->cap_conns * sizeof *d->conns);
+            d->conns = chaos_xrealloc(d->conns, d->cap_conns * sizeof *d->conns);
         }
         conn_t *c = &d->conns[d->n_conns++];
         memset(c, 0, sizeof *c);
@@ -456,7 +442,7 @@ static void *serve(void *arg)
         size_t n = d->n_conns;
         if (pcap < n + 2) {
             pcap = (n + 2) * 2;
-            pf = xrealloc(pf, pcap * sizeof *pf);
+            pf = chaos_xrealloc(pf, pcap * sizeof *pf);
         }
         pf[0] = (struct pollfd){d->wake[0], POLLIN, 0};
         pf[1] = (struct pollfd){d->lfd, POLLIN, 0};

@@ -26,21 +26,6 @@
 
 #include "chaos.h"
 
-static chaos_env_t g_env;
-
-static chaos_env_t *env_start(int n_gw, bool with_proxy, const chaos_dest_policy_t *pol,
-                              int claim, json_t *extra)
-{
-    if (chaos_env_start(&g_env, n_gw, with_proxy, pol, claim, extra) != 0)
-        fail_msg("the cluster did not start");
-    return &g_env;
-}
-
-static void env_stop(chaos_env_t *e)
-{
-    assert_int_equal(chaos_env_stop(e), 0);
-}
-
 static void redis_do(const chaos_cluster_t *cl, const char *cmd)
 {
     if (chaos_redis_cmd(cl, cmd) != 0)
@@ -66,7 +51,7 @@ static void test_fig5_redis_down(void **state)
         skip();
     bool full = chaos_full();
     double rate = full ? 250 : 100;
-    chaos_env_t *e = env_start(2, false, NULL, chaos_ms(1000), NULL);
+    chaos_env_t *e = chaos_env_up(2, false, NULL, chaos_ms(1000), NULL);
     /* CHAOS_DOWN_MS: a longer outage, for the reconnect back-off (documented, not the figure) */
     int down_ms = (int)chaos_env_long("CHAOS_DOWN_MS", 5000);
     chaos_env_load(e, "D", rate, 6000 + down_ms, 100);
@@ -100,7 +85,7 @@ static void test_fig5_redis_down(void **state)
                     "Redis returned; %s",
                  (double)(t_up - t_stop) / 1e6, rate, w.n, w.not503, w.no_ra, w.slow, w.max_ms,
                  w.ok_inside, ready[0], ready[1], health[0], health[1], first_ms, line);
-    env_stop(e);
+    chaos_env_down(e);
     assert_true(w.n > 0);
     assert_int_equal(w.not503, 0);
     assert_int_equal(w.no_ra, 0);
@@ -118,7 +103,7 @@ static void test_fig5_redis_down(void **state)
 
 static void run_redis_kill(bool everysec, long *lost_out, long *acked_out, long *acked_last_s)
 {
-    chaos_env_t *e = env_start(2, false, NULL, chaos_ms(1000), NULL);
+    chaos_env_t *e = chaos_env_up(2, false, NULL, chaos_ms(1000), NULL);
     if (everysec)
         redis_do(&e->cl, "CONFIG SET appendfsync everysec");
     chaos_env_load(e, everysec ? "E" : "A", chaos_full() ? 250 : 200, 6000, 100);
@@ -146,7 +131,7 @@ static void run_redis_kill(bool everysec, long *lost_out, long *acked_out, long 
     *lost_out = r.lost;
     *acked_out = r.acked;
     *acked_last_s = last;
-    env_stop(e);
+    chaos_env_down(e);
     if (!everysec) {
         assert_int_equal(r.not_acked, 0);
         assert_int_equal(v, 0);
@@ -183,7 +168,7 @@ static void test_fig6_redis_stalled(void **state)
     if (!chaos_want(6))
         skip();
     json_t *extra = json_pack("{s:{s:i}}", "redis", "command_timeout_ms", 1000);
-    chaos_env_t *e = env_start(2, false, NULL, chaos_ms(1500), extra);
+    chaos_env_t *e = chaos_env_up(2, false, NULL, chaos_ms(1500), extra);
     chaos_env_load(e, "P", chaos_full() ? 250 : 100, 10000, 100);
     harness_sleep_ms(3000);
     redisContext *rc = chaos_redis(&e->cl);
@@ -206,7 +191,7 @@ static void test_fig6_redis_stalled(void **state)
                     "503, p99 %.0f ms, max %.0f ms, %ld slower than 1.2 s; 200s while stalled "
                     "%ld; client keys with more than one saga %ld; %s",
                  w.n, w.not503, w.p99_ms, w.max_ms, w.slow, w.ok_inside, r.keys_multi_saga, line);
-    env_stop(e);
+    chaos_env_down(e);
     assert_true(w.n > 0);
     assert_int_equal(w.not503, 0);
     assert_true(w.p99_ms <= 1200);
@@ -222,7 +207,7 @@ static void test_fig6_link_blackholed(void **state)
     if (!chaos_want(6))
         skip();
     json_t *extra = json_pack("{s:{s:i}}", "redis", "command_timeout_ms", 1000);
-    chaos_env_t *e = env_start(2, true, NULL, chaos_ms(1500), extra);
+    chaos_env_t *e = chaos_env_up(2, true, NULL, chaos_ms(1500), extra);
     chaos_env_load(e, "B", chaos_full() ? 250 : 100, 10000, 100);
     harness_sleep_ms(3000);
     redisContext *rc = chaos_redis(&e->cl);
@@ -261,7 +246,7 @@ static void test_fig6_link_blackholed(void **state)
     chaos_figure(6, "one gateway's Redis link black-holed 5 s: %ld attempts to it, %ld not 503 "
                     "(%ld 200), p99 %.0f ms; client keys with more than one saga %ld; %s",
                  cnt, not503, ok, p99, r.keys_multi_saga, line);
-    env_stop(e);
+    chaos_env_down(e);
     assert_true(cnt > 0);
     assert_int_equal(not503, 0);
     assert_true(p99 <= 1200);

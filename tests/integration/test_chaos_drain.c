@@ -121,22 +121,6 @@ static void test_fig12_sigterm_under_load(void **state)
 
 /* ------------------------------------------------------------------------------ figure 13 */
 
-static long long info_int(redisContext *c, const char *section, const char *field)
-{
-    redisReply *r = redisCommand(c, "INFO %s", section);
-    long long v = -1;
-    if (r && r->type == REDIS_REPLY_STRING) {
-        char pat[64];
-        snprintf(pat, sizeof pat, "\n%s:", field);
-        const char *p = strstr(r->str, pat);
-        if (p)
-            v = atoll(p + strlen(pat));
-    }
-    if (r)
-        freeReplyObject(r);
-    return v;
-}
-
 static long long redis_ll(redisContext *c, const char *cmd)
 {
     redisReply *r = redisCommand(c, cmd);
@@ -260,7 +244,7 @@ static void test_fig13_soak(void **state)
         fail_msg("cluster did not start");
     assert_true(chaos_wait_readers(&cl, 2, 10000));
     redisContext *c = chaos_redis(&cl);
-    long long mem_base = info_int(c, "memory", "used_memory");
+    long long mem_base = chaos_redis_info(c, "memory", "used_memory");
 
     char tag[48];
     chaos_tag(tag, sizeof tag, "W");
@@ -351,7 +335,7 @@ static void test_fig13_soak(void **state)
     scan_keys(c, "cr:{cr}:idx:*", false, &idx_all);
     long long idx_zcard = redis_ll(c, "ZCARD cr:{cr}:idx:all");
     long long order_data = orders.bytes + nums.bytes + nums_in.bytes + refs.bytes;
-    long long mem_after = info_int(c, "memory", "used_memory");
+    long long mem_after = chaos_redis_info(c, "memory", "used_memory");
     double within = (double)mem_after / (double)(mem_base + order_data);
     double within_idx = (double)mem_after / (double)(mem_base + order_data + idx_order.bytes);
     redisFree(c);

@@ -195,14 +195,8 @@ static void test_fig4_poison_saga(void **state)
             fail_msg("gateway did not restart");
     }
     size_t deliveries = chaos_dest_count_key(acme, sid);
-    if (!chaos_load_wait(load, chaos_ms(60000)))
-        fail_msg("the load did not finish");
-    chaos_check_opts_t co = {.load = load, .dests = {swift}, .n_dests = 1, .cluster = &cl,
-                             .settle_ms = chaos_ms(30000), .fifo = true, .expect_2xx = true,
-                             .dup_bound = -1};
     chaos_check_t r;
-    long v = chaos_check_run(&co, &r);
-    chaos_dump_logs("fig4", load, swift);
+    long v = chaos_check_usual(&cl, load, swift, "fig4", chaos_ms(30000), true, &r);
     /* The poisoned saga's record. */
     redisContext *rc = chaos_redis(&cl);
     redisReply *msg = redisCommand(rc, "HGET cr:{cr}:saga:%s message", sid);

@@ -123,6 +123,24 @@ void chaos_sha256_hex(const char *s, char out[65])
         snprintf(out + 2 * i, 3, "%02x", d[i]);
 }
 
+void *chaos_xrealloc(void *p, size_t n)
+{
+    void *q = realloc(p, n);
+    if (q == NULL)
+        abort();
+    return q;
+}
+
+double chaos_rand(uint64_t *state)
+{
+    uint64_t x = *state;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    *state = x;
+    return (double)((x * 2685821657736338717ULL) >> 11) / 9007199254740992.0;
+}
+
 uint64_t chaos_hash(const void *p, size_t n)
 {
     const unsigned char *b = p;

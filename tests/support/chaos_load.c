@@ -79,22 +79,9 @@ struct chaos_load {
     uint64_t rng;
 };
 
-static void *xrealloc(void *p, size_t n)
-{
-    void *q = realloc(p, n);
-    if (q == NULL)
-        abort();
-    return q;
-}
-
 static double rnd(chaos_load_t *l)
 {
-    uint64_t x = l->rng;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    l->rng = x;
-    return (double)((x * 2685821657736338717ULL) >> 11) / 9007199254740992.0;
+    return chaos_rand(&l->rng);
 }
 
 static order_q_t *order_of(chaos_load_t *l, int order)
@@ -103,7 +90,7 @@ static order_q_t *order_of(chaos_load_t *l, int order)
         return NULL;
     if ((size_t)order >= l->n_orders) {
         size_t n = (size_t)order + 1 > l->n_orders * 2 ? (size_t)order + 1 : l->n_orders * 2;
-        l->orders = xrealloc(l->orders, n * sizeof *l->orders);
+        l->orders = chaos_xrealloc(l->orders, n * sizeof *l->orders);
         for (size_t i = l->n_orders; i < n; i++)
             l->orders[i] = (order_q_t){.busy = -1};
         l->n_orders = n;
@@ -119,7 +106,7 @@ static size_t on_body(char *p, size_t size, size_t n, void *data)
     size_t k = size * n;
     if (x->len + k + 1 > x->cap) {
         x->cap = (x->len + k + 1) * 2;
-        x->body = xrealloc(x->body, x->cap);
+        x->body = chaos_xrealloc(x->body, x->cap);
     }
     memcpy(x->body + x->len, p, k);
     x->len += k;
@@ -144,7 +131,7 @@ static void record_attempt(chaos_load_t *l, long req, int port, long long start,
     pthread_mutex_lock(&l->mu);
     if (l->n_att == l->cap_att) {
         l->cap_att = l->cap_att ? l->cap_att * 2 : 4096;
-        l->att = xrealloc(l->att, l->cap_att * sizeof *l->att);
+        l->att = chaos_xrealloc(l->att, l->cap_att * sizeof *l->att);
     }
     l->att[l->n_att++] = (chaos_attempt_t){req, port, start, end, status, cerr, ra};
     l->st.attempts++;
@@ -167,7 +154,7 @@ static void schedule_retry(chaos_load_t *l, long req, long long delay_us)
 {
     if (l->n_retries == l->cap_retries) {
         l->cap_retries = l->cap_retries ? l->cap_retries * 2 : 256;
-        l->retries = xrealloc(l->retries, l->cap_retries * sizeof *l->retries);
+        l->retries = chaos_xrealloc(l->retries, l->cap_retries * sizeof *l->retries);
     }
     l->retries[l->n_retries++] = (retry_t){chaos_now_us() + delay_us, req};
 }
@@ -385,8 +372,8 @@ static void schedule_due(chaos_load_t *l, long long now)
         pthread_mutex_lock(&l->mu);
         if (l->n_reqs == l->cap_reqs) {
             l->cap_reqs = l->cap_reqs ? l->cap_reqs * 2 : 4096;
-            l->reqs = xrealloc(l->reqs, l->cap_reqs * sizeof *l->reqs);
-            l->muts = xrealloc(l->muts, l->cap_reqs * sizeof *l->muts);
+            l->reqs = chaos_xrealloc(l->reqs, l->cap_reqs * sizeof *l->reqs);
+            l->muts = chaos_xrealloc(l->muts, l->cap_reqs * sizeof *l->muts);
         }
         long idx = (long)l->n_reqs++;
         chaos_request_t *r = &l->reqs[idx];
@@ -413,7 +400,7 @@ static void schedule_due(chaos_load_t *l, long long now)
                 }
                 if (q->len == q->cap) {
                     q->cap = q->cap ? q->cap * 2 : 8;
-                    q->q = xrealloc(q->q, q->cap * sizeof *q->q);
+                    q->q = chaos_xrealloc(q->q, q->cap * sizeof *q->q);
                 }
             }
             q->q[q->head + q->len++] = idx;
