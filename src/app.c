@@ -21,13 +21,28 @@
 #include <string.h>
 #include <unistd.h>
 
+/* The next ready intake connection, round-robin; NULL when none is. */
+store_t *app_intake_store(app_t *app)
+{
+    for (int i = 0; i < app->n_intake_stores; i++) {
+        store_t *s = app->intake_stores[app->intake_next++ % (unsigned)app->n_intake_stores];
+        if (store_ready(s))
+            return s;
+    }
+    return NULL;
+}
+
 bool app_ready(const app_t *app, const char **reason)
 {
     if (app->draining) {
         *reason = "draining";
         return false;
     }
-    if (!store_ready(app->store) || !store_ready(app->block_store)) {
+    bool intake = false;
+    for (int i = 0; i < app->n_intake_stores && !intake; i++)
+        intake = store_ready(app->intake_stores[i]);
+    if (!intake || !store_ready(app->store) || !store_ready(app->saga_store) ||
+        !store_ready(app->block_store)) {
         *reason = "redis unavailable";
         return false;
     }
@@ -230,6 +245,9 @@ static void app_stop(app_t *app)
     notifier_close(app->notifier);
     outhttp_close(app->http, NULL, NULL);
     store_close(app->store, on_store_closed, app);
+    store_close(app->saga_store, on_store_closed, app);
+    for (int i = 0; i < app->n_intake_stores; i++)
+        store_close(app->intake_stores[i], on_store_closed, app);
     store_close(app->block_store, on_store_closed, app);
     metrics_close(app->metrics, NULL, NULL);
 }
@@ -324,10 +342,22 @@ int app_serve(const char *config_path)
         fprintf(stderr, "crossroads: %s: redis.url: malformed\n", config_path);
         goto out_cfg;
     }
+    /* Reads and admin on one connection, the saga engine's stage writes on another (see the
+     * intake pool below for why writes want their own), blocking stream reads on a third. */
+    app.saga_store = store_new(app.loop, app.cfg->redis_url, app.cfg->redis_command_timeout_ms);
+    /* Intake writes spread over redis.pool connections: Redis reads at most 16 KiB from one
+     * connection per event-loop pass and, with appendfsync always, fsyncs once per pass, so a
+     * single connection caps intake at what fits in 16 KiB per fsync. */
+    app.n_intake_stores = app.cfg->redis_pool;
+    app.intake_stores = cr_calloc((size_t)app.n_intake_stores, sizeof *app.intake_stores);
+    for (int i = 0; i < app.n_intake_stores; i++) {
+        app.intake_stores[i] =
+            store_new(app.loop, app.cfg->redis_url, app.cfg->redis_command_timeout_ms);
+        intake_init(app.intake_stores[i]);
+    }
     app.block_store = store_new(app.loop, app.cfg->redis_url,
                                 app.cfg->redis_command_timeout_ms + 2000);
     app.http = outhttp_new(app.loop);
-    intake_init(app.store);
     api_read_init(app.store);
     api_admin_init(app.store);
     {
@@ -337,9 +367,10 @@ int app_serve(const char *config_path)
         crypto_oid(rnd);
         snprintf(app.consumer, sizeof app.consumer, "%s-%d-%s", host, (int)getpid(), rnd + 16);
     }
-    app.engine = saga_engine_new(app.loop, app.store, app.block_store, app.http, &app.cfg,
+    app.engine = saga_engine_new(app.loop, app.saga_store, app.block_store, app.http, &app.cfg,
                                  app.consumer);
-    saga_engine_register_scripts(app.engine, app.store);
+    saga_engine_register_scripts(app.engine, app.saga_store);
+    saga_engine_register_scripts(app.engine, app.store); /* retry and accept from the API */
     app.notifier = notifier_new(app.loop, app.http);
     saga_engine_set_notifier(app.engine, app.notifier);
 
@@ -355,6 +386,9 @@ int app_serve(const char *config_path)
         notifier_close(app.notifier);
         outhttp_close(app.http, NULL, NULL);
         store_close(app.store, NULL, NULL);
+        store_close(app.saga_store, NULL, NULL);
+        for (int i = 0; i < app.n_intake_stores; i++)
+            store_close(app.intake_stores[i], NULL, NULL);
         store_close(app.block_store, NULL, NULL);
         uv_run(app.loop, UV_RUN_DEFAULT);
         goto out_cfg;
@@ -373,6 +407,9 @@ int app_serve(const char *config_path)
     uv_signal_start(&app.sig_int, on_signal, SIGINT);
     uv_signal_start(&app.sig_hup, on_signal, SIGHUP);
     store_start(app.store);
+    store_start(app.saga_store);
+    for (int i = 0; i < app.n_intake_stores; i++)
+        store_start(app.intake_stores[i]);
     store_start(app.block_store);
     saga_engine_start(app.engine);
 
@@ -390,6 +427,7 @@ int app_serve(const char *config_path)
     }
 out_cfg:
     free(app.buckets);
+    free(app.intake_stores);
     cfg_unref(app.cfg);
     free(app.config_path);
     return rc;

@@ -14,6 +14,9 @@
 #include "saga.h"
 #include "store.h"
 
+/* Connections that carry intake writes (see app.c: why more than one). */
+#define APP_INTAKE_CONNS 8
+
 #include <stdbool.h>
 #include <uv.h>
 
@@ -21,7 +24,11 @@ typedef struct app {
     uv_loop_t *loop;
     cfg_t *cfg; /* current configuration; a reload swaps it */
     char *config_path;
-    store_t *store;       /* intake, stage writes, chores */
+    store_t *store;       /* intake, reads, admin */
+    store_t *saga_store;  /* stage writes and chores of the saga engine */
+    store_t **intake_stores; /* redis.pool connections for intake writes, round-robin */
+    int n_intake_stores;
+    unsigned intake_next;
     store_t *block_store; /* blocking stream reads only */
     outhttp_t *http;
     notifier_t *notifier;
@@ -68,6 +75,7 @@ int app_reload(app_t *app, app_reload_cb cb, void *data);
 void app_metrics_init(app_t *app);
 
 /* Is the process ready for traffic (Redis reachable, not draining)? reason gets why not. */
+store_t *app_intake_store(app_t *app);
 bool app_ready(const app_t *app, const char **reason);
 
 #endif

@@ -75,20 +75,31 @@ SAGA_STAT(c_requeued, requeued)
 SAGA_STAT(g_stream_len, stream_len)
 SAGA_STAT(g_stream_pending, stream_pending)
 
+/* Reconnects and timeouts summed over every Redis connection of the process. */
+static store_stats_t stores_total(const app_t *app)
+{
+    store_stats_t sum = {0}, st;
+    size_t n = 3 + (size_t)app->n_intake_stores;
+    for (size_t i = 0; i < n; i++) {
+        store_t *s = i == 0   ? app->store
+                     : i == 1 ? app->saga_store
+                     : i == 2 ? app->block_store
+                              : app->intake_stores[i - 3];
+        store_stats_get(s, &st);
+        sum.reconnects += st.reconnects;
+        sum.timeouts += st.timeouts;
+    }
+    return sum;
+}
+
 static double c_reconnects(void *data)
 {
-    store_stats_t a, b;
-    store_stats_get(((app_t *)data)->store, &a);
-    store_stats_get(((app_t *)data)->block_store, &b);
-    return (double)(a.reconnects + b.reconnects);
+    return (double)stores_total(data).reconnects;
 }
 
 static double c_redis_timeouts(void *data)
 {
-    store_stats_t a, b;
-    store_stats_get(((app_t *)data)->store, &a);
-    store_stats_get(((app_t *)data)->block_store, &b);
-    return (double)(a.timeouts + b.timeouts);
+    return (double)stores_total(data).timeouts;
 }
 
 static double g_ready(void *data)
@@ -190,6 +201,8 @@ void app_metrics_init(app_t *app)
                          NULL, c_notify_failed, app);
     httpd_set_observer(app->httpd, observe_http, app);
     store_set_observer(app->store, observe_redis, app);
+    for (int i = 0; i < app->n_intake_stores; i++)
+        store_set_observer(app->intake_stores[i], observe_redis, app);
     saga_engine_set_metrics(app->engine, &app->saga_m);
     metrics_loop_lag_start(m, app->loop);
 }

@@ -148,7 +148,7 @@ static cfg_t *cfg_new(const char *path)
     cfg->listen_host = cr_strdup("0.0.0.0");
     cfg->listen_port = 8080;
     cfg->redis_url = cr_strdup(CFG_DEFAULT_REDIS);
-    cfg->redis_pool = 1;
+    cfg->redis_pool = 4;
     cfg->redis_command_timeout_ms = 2000;
     cfg->max_body_bytes = 1048576;
     cfg->max_header_bytes = 16384;

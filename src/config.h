@@ -97,7 +97,7 @@ typedef struct cfg {
     int listen_port;   /* default 8080 */
 
     char *redis_url;              /* default "redis://127.0.0.1:6379/0" */
-    int redis_pool;               /* default 1 */
+    int redis_pool;               /* redis.pool: intake connections, default 4 (read at start) */
     long redis_command_timeout_ms; /* redis.command_timeout_ms, default 2000 */
 
     size_t max_body_bytes;   /* limits.max_body_bytes, default 1048576 */

@@ -142,7 +142,7 @@ static void test_defaults(void **state)
     assert_string_equal(cfg->listen_host, "0.0.0.0");
     assert_int_equal(cfg->listen_port, 8080);
     assert_string_equal(cfg->redis_url, "redis://127.0.0.1:6379/0");
-    assert_int_equal(cfg->redis_pool, 1);
+    assert_int_equal(cfg->redis_pool, 4);
     assert_int_equal(cfg->redis_command_timeout_ms, 2000);
     assert_int_equal(cfg->max_body_bytes, 1048576);
     assert_int_equal(cfg->max_header_bytes, 16384);
