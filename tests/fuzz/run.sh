@@ -16,8 +16,11 @@
 # Any crash, sanitizer report, leak, invariant failure, input slower than 1 s (-timeout=1) or
 # RSS above 2048 MB fails the run (exit status != 0); libFuzzer writes the input that did it to
 # $BUILD/artifacts/. Environment: CR_FUZZ_BUILD (build directory, default build-fuzz),
-# CC (default clang), CR_FUZZ_JOBS (build parallelism), CR_FUZZ_FLAGS (extra libFuzzer flags for
-# fuzz/runs, e.g. -use_value_profile=1), CR_FUZZ_ALLOW (known findings to skip, see README.md).
+# CC (default clang), CR_FUZZ_JOBS (build parallelism), CR_FUZZ_PARALLEL (harnesses fuzzed at
+# once by fuzz/runs, default 1), CR_FUZZ_FLAGS (extra libFuzzer flags for fuzz/runs, e.g.
+# -use_value_profile=1), CR_FUZZ_ALLOW (known findings to skip, see README.md).
+# tests/fuzz/ci.sh is the CI step: it installs clang and libFuzzer if missing, then runs
+# `replay` and `fuzz 60`.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -30,7 +33,7 @@ declare -A MAXLEN=([fuzz_http]=16384 [fuzz_validate]=8192 [fuzz_classify]=4096 [
 declare -A DICT=([fuzz_http]=http.dict [fuzz_validate]=json.dict [fuzz_classify]=json.dict
                  [fuzz_config]=json.dict)
 
-usage() { sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+usage() { sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 
 build() {
   if ! command -v "${CC:-clang}" >/dev/null; then
@@ -75,8 +78,27 @@ fuzz_one() {
     -artifact_prefix="$BUILD/artifacts/$h-" $limit ${CR_FUZZ_FLAGS:-} \
     "$work" "$HERE/corpus/$h" >"$log" 2>&1 \
     || { tail -60 "$log" >&2; echo "fuzz $h: FAILED (see $log and $BUILD/artifacts/)" >&2; return 1; }
-  grep -E "^stat::number_of_executed_units|^Done|^stat::peak_rss_mb" "$log" | tr '\n' ' '
-  echo
+  echo "fuzz $h: $(grep -E "^stat::number_of_executed_units|^Done|^stat::peak_rss_mb" "$log" |
+    tr -s ' \n' '  ')"
+}
+
+# fuzz_one for each named harness, CR_FUZZ_PARALLEL of them at a time; fails if any failed.
+fuzz_all() {
+  local limit=$1 par=${CR_FUZZ_PARALLEL:-1} running=0 rc=0
+  shift
+  for h in "$@"; do
+    if [ "$running" -ge "$par" ]; then
+      wait -n || rc=1
+      running=$((running - 1))
+    fi
+    fuzz_one "$h" "$limit" &
+    running=$((running + 1))
+  done
+  while [ "$running" -gt 0 ]; do
+    wait -n || rc=1
+    running=$((running - 1))
+  done
+  return $rc
 }
 
 cmd=${1:-}
@@ -98,9 +120,7 @@ case "$cmd" in
     [ ${#sel[@]} -gt 0 ] || sel=("${HARNESSES[@]}")
     build
     if [ "$cmd" = fuzz ]; then limit="-max_total_time=$n"; else limit="-runs=$n"; fi
-    rc=0
-    for h in "${sel[@]}"; do fuzz_one "$h" "$limit" || rc=1; done
-    exit $rc
+    fuzz_all "$limit" "${sel[@]}"
     ;;
   seeds)
     rm -rf "$BUILD/seeds"
