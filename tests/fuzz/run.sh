@@ -12,6 +12,8 @@
 #                                         and commit)
 #   tests/fuzz/run.sh seeds               regenerate the seed inputs (gen_seeds.py) into the
 #                                         build tree
+#   tests/fuzz/run.sh slowest [HARNESS...]  time every corpus, reproducer and fuzz-work input
+#                                         once and print the three slowest of each harness
 #
 # Any crash, sanitizer report, leak, invariant failure, input slower than 1 s (-timeout=1) or
 # RSS above 2048 MB fails the run (exit status != 0); libFuzzer writes the input that did it to
@@ -33,7 +35,7 @@ declare -A MAXLEN=([fuzz_http]=16384 [fuzz_validate]=8192 [fuzz_classify]=4096 [
 declare -A DICT=([fuzz_http]=http.dict [fuzz_validate]=json.dict [fuzz_classify]=json.dict
                  [fuzz_config]=json.dict)
 
-usage() { sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+usage() { sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 
 build() {
   if ! command -v "${CC:-clang}" >/dev/null; then
@@ -121,6 +123,21 @@ case "$cmd" in
     build
     if [ "$cmd" = fuzz ]; then limit="-max_total_time=$n"; else limit="-runs=$n"; fi
     fuzz_all "$limit" "${sel[@]}"
+    ;;
+  slowest)
+    sel=("$@")
+    [ ${#sel[@]} -gt 0 ] || sel=("${HARNESSES[@]}")
+    build
+    for h in "${sel[@]}"; do
+      log="$BUILD/slowest-$h.log"
+      find "$HERE/corpus/$h" "$HERE/crashes/$h" "$BUILD/fuzz-work/$h" -type f 2>/dev/null |
+        xargs -d '\n' -n 2000 "$(bin "$h")" "${COMMON[@]}" >"$log" 2>&1 ||
+        { tail -40 "$log" >&2; echo "slowest $h: FAILED" >&2; exit 1; }
+      # libFuzzer prints "Executed FILE in N ms" for each input it is given.
+      echo "slowest $h ($(grep -c '^Executed' "$log") inputs):"
+      grep '^Executed' "$log" | awk '{print $(NF-1) " ms  " $2}' | sort -n | tail -3 |
+        sed 's/^/  /'
+    done
     ;;
   seeds)
     rm -rf "$BUILD/seeds"
