@@ -179,11 +179,6 @@ static void check_idempotency_key(const httpd_req_t *req, json_t *errors, const 
 
 /* ---------------------------------------------------------------- the answer */
 
-static json_t *str_or_null(const char *s)
-{
-    return s ? json_string(s) : json_null();
-}
-
 static json_t *mapping_echo(const json_t *key)
 {
     if (!json_is_object(key))
@@ -316,35 +311,36 @@ void api_mutation(struct app *app, httpd_req_t *req, const route_t *route,
         json_object_set_new(norm, "hauled_by", json_string(caller->name));
     const char *order_number;
     const char *known_order_id;
+    /* The fingerprint decides "same request" for Idempotency-Key repeats: the route, the
+     * destination, the instance and the canonical body (key order and spacing do not count). */
+    char *canon = json_dumps(norm, JSON_COMPACT | JSON_SORT_KEYS);
+    buf_t fp = {0};
+    buf_printf(&fp, "fp1\n%s\n%s\n%s%s\n", route->path, dest->name, instance ? "i:" : "-",
+               instance ? instance : "");
+    buf_append_str(&fp, canon);
+    uint8_t digest[32];
+    char fingerprint[65], idem_hash[65];
+    crypto_sha256(fp.data, fp.len, digest);
+    crypto_hex(digest, 32, fingerprint);
+    buf_free(&fp);
+    if (idem) {
+        crypto_sha256(idem, idem_len, digest);
+        crypto_hex(digest, 32, idem_hash);
+    }
+
     if (kind == VAL_CREATE) {
+        /* The assigned order_id is ours, not the client's: in the stored request, not in the
+         * fingerprint. */
         crypto_oid(order_id);
         json_object_set_new(norm, "order_id", json_string(order_id));
+        free(canon);
+        canon = json_dumps(norm, JSON_COMPACT | JSON_SORT_KEYS);
         known_order_id = order_id;
         order_number = json_string_value(json_object_get(norm, "order_number"));
     } else {
         known_order_id = order_field(norm, "order_id");
         order_number = order_field(norm, "order_number");
     }
-
-    /* The fingerprint decides "same request" for Idempotency-Key repeats: the route, the
-     * destination, the instance and the canonical body (key order and spacing do not count). */
-    char *canon = json_dumps(norm, JSON_COMPACT | JSON_SORT_KEYS);
-    json_t *fp_src = json_pack("{s:s, s:s, s:o, s:o}", "path", route->path, "dest", dest->name,
-                               "instance", str_or_null(instance), "body",
-                               json_loads(canon, 0, NULL));
-    if (kind == VAL_CREATE) /* the assigned order_id is ours, not the client's */
-        json_object_del(json_object_get(fp_src, "body"), "order_id");
-    char *fp_text = json_dumps(fp_src, JSON_COMPACT | JSON_SORT_KEYS);
-    uint8_t digest[32];
-    char fingerprint[65], idem_hash[65];
-    crypto_sha256(fp_text, strlen(fp_text), digest);
-    crypto_hex(digest, 32, fingerprint);
-    if (idem) {
-        crypto_sha256(idem, idem_len, digest);
-        crypto_hex(digest, 32, idem_hash);
-    }
-    free(fp_text);
-    json_decref(fp_src);
 
     crlog_fields_t lf = {
         .title = titles[kind],
@@ -360,15 +356,28 @@ void api_mutation(struct app *app, httpd_req_t *req, const route_t *route,
         .order_number = order_number,
         .order_id = known_order_id,
     };
-    json_t *log = crlog_entry(&lf);
-    json_t *resp = json_pack("{s:s, s:s}", "status", "pending", "message", messages[kind]);
-    if (kind == VAL_UPDATE_STATUS)
-        json_object_set_new(resp, "status_update", status_update_echo(norm));
-    if (kind == VAL_CREATE)
-        json_object_set_new(resp, "order_id", json_string(order_id));
-    json_object_set_new(resp, "log", log);
-    char *response = json_dumps(resp, JSON_COMPACT);
-    json_decref(resp);
+    /* The answer, written as text: {"status", "message", ["status_update",] ["order_id",] "log"}. */
+    buf_t rb = {0};
+    buf_append_str(&rb, "{\"status\":\"pending\",\"message\":\"");
+    buf_append_json_str(&rb, messages[kind], strlen(messages[kind]));
+    buf_append_str(&rb, "\"");
+    if (kind == VAL_UPDATE_STATUS) {
+        json_t *echo = status_update_echo(norm);
+        char *echo_s = json_dumps(echo, JSON_COMPACT);
+        buf_append_str(&rb, ",\"status_update\":");
+        buf_append_str(&rb, echo_s ? echo_s : "null");
+        free(echo_s);
+        json_decref(echo);
+    }
+    if (kind == VAL_CREATE) {
+        buf_append_str(&rb, ",\"order_id\":\"");
+        buf_append_str(&rb, order_id);
+        buf_append_str(&rb, "\"");
+    }
+    buf_append_str(&rb, ",\"log\":");
+    crlog_entry_text(&rb, &lf);
+    buf_append(&rb, "}", 2); /* with the terminating NUL */
+    char *response = rb.data;
 
     char history[160];
     snprintf(history, sizeof history,

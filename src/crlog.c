@@ -11,65 +11,143 @@
 #include <strings.h>
 
 /* A stable 24-hex id derived from a name, for the seed's *_id routing fields: the config names
- * tenants, instances and source systems but gives them no ids. */
-static json_t *derived_id(const char *kind, const char *name)
+ * tenants, instances and source systems but gives them no ids. A small direct-mapped memo keeps
+ * the hash off the per-request path (the names come from the config, so few distinct ones). */
+#define DERIVED_SLOTS 64
+#define DERIVED_KEY_MAX 120
+
+static void derived_id(const char *kind, const char *name, char hex[25])
 {
-    if (name == NULL)
-        return json_null();
+    static struct {
+        char key[DERIVED_KEY_MAX];
+        char hex[25];
+    } memo[DERIVED_SLOTS];
+    char key[DERIVED_KEY_MAX];
+    int n = snprintf(key, sizeof key, "%s:%s", kind, name);
+    bool cacheable = n > 0 && (size_t)n < sizeof key;
+    uint32_t h = 2166136261u;
+    for (int i = 0; cacheable && i < n; i++)
+        h = (h ^ (unsigned char)key[i]) * 16777619u;
+    size_t slot = h % DERIVED_SLOTS;
+    if (cacheable && strcmp(memo[slot].key, key) == 0) {
+        memcpy(hex, memo[slot].hex, 25);
+        return;
+    }
     buf_t b = {0};
     buf_printf(&b, "%s:%s", kind, name);
     uint8_t d[32];
     crypto_sha256(b.data, b.len, d);
     buf_free(&b);
-    char hex[25];
     crypto_hex(d, 12, hex);
-    return json_string(hex);
+    if (cacheable) {
+        memcpy(memo[slot].key, key, (size_t)n + 1);
+        memcpy(memo[slot].hex, hex, 25);
+    }
 }
 
-static json_t *str_or_null(const char *s)
+/* ,"key":"value" (or null when value is NULL); the first member of an object has no comma. */
+static void member_str(buf_t *b, bool first, const char *key, const char *value)
 {
-    return s ? json_string(s) : json_null();
+    if (!first)
+        buf_append(b, ",", 1);
+    buf_append(b, "\"", 1);
+    buf_append_str(b, key);
+    if (value == NULL) {
+        buf_append(b, "\":null", 6);
+        return;
+    }
+    buf_append(b, "\":\"", 3);
+    buf_append_json_str(b, value, strlen(value));
+    buf_append(b, "\"", 1);
 }
 
-json_t *crlog_routing(const cfg_tenant_t *from, const char *instance, const cfg_tenant_t *to)
+static void member_raw(buf_t *b, const char *key, const char *raw)
 {
-    return json_pack("{s:o, s:s, s:s, s:o, s:o, s:o, s:o, s:s, s:s, s:o, s:n, s:n}",
-                     "origin_tenant_id", derived_id("tenant", from->name),
-                     "origin_tenant_name", from->name,
-                     "origin_source_system", from->source_system,
-                     "origin_source_system_id", derived_id("source_system", from->source_system),
-                     "origin_instance_id", derived_id("instance", instance),
-                     "origin_instance_name", str_or_null(instance),
-                     "destination_tenant_id", derived_id("tenant", to->name),
-                     "destination_tenant_name", to->name,
-                     "destination_source_system", to->source_system,
-                     "destination_source_system_id",
-                     derived_id("source_system", to->source_system),
-                     "destination_instance_id", "destination_instance_name");
+    buf_append(b, ",\"", 2);
+    buf_append_str(b, key);
+    buf_append(b, "\":", 2);
+    buf_append_str(b, raw);
 }
 
-json_t *crlog_entry(const crlog_fields_t *f)
+static void member_derived(buf_t *b, bool first, const char *key, const char *kind,
+                           const char *name)
+{
+    char hex[25];
+    if (name != NULL)
+        derived_id(kind, name, hex);
+    member_str(b, first, key, name ? hex : NULL);
+}
+
+static int dump_to_buf(const char *data, size_t size, void *b)
+{
+    buf_append(b, data, size);
+    return 0;
+}
+
+/* A stolen object member: {} when NULL. */
+static void member_json(buf_t *b, const char *key, json_t *value)
+{
+    member_raw(b, key, "");
+    if (value == NULL || json_dump_callback(value, dump_to_buf, b, JSON_COMPACT) != 0)
+        buf_append(b, "{}", 2);
+    json_decref(value);
+}
+
+static const char *nonempty(const char *s)
+{
+    return s && s[0] ? s : NULL;
+}
+
+void crlog_entry_text(buf_t *b, const crlog_fields_t *f)
 {
     char id[CRYPTO_OID_LEN], now[TIME_ISO_LEN];
     crypto_oid(id);
     time_format_iso(time_now_ms(), now);
-    const char *group = f->order_id && f->order_id[0] ? f->order_id : f->saga_id;
-    return json_pack(
-        "{s:s, s:s, s:s, s:s, s:s, s:o, s:{s:s, s:o, s:s, s:n}, s:{s:s, s:s, s:o, s:o},"
-        " s:s, s:s, s:b, s:s, s:s, s:b, s:o, s:o}",
-        "_id", id, "title", f->title, "date", now, "status", f->status, "severity",
-        f->severity ? f->severity : "low", "routing", crlog_routing(f->from, f->instance, f->to),
-        "detail", "category", "crossroads", "message",
-        crlog_string_lossy(f->message, strlen(f->message)), "message_short",
-        f->message_short ? f->message_short : f->status, "traceback",
-        "metadata", "type", "order", "group_id", group, "origin_order_number",
-        str_or_null(f->order_number && f->order_number[0] ? f->order_number : NULL),
-        "crossroads_order_id", str_or_null(f->order_id && f->order_id[0] ? f->order_id : NULL),
-        "worker_name", "Crossroads", "correlation_id",
-        f->correlation_id ? f->correlation_id : "", "retried", f->retried, "saga_id", f->saga_id,
-        "saga_type", f->saga_type, "send_notification", f->from->notify_url != NULL,
-        "outbound_request", f->outbound ? f->outbound : json_object(), "inbound_request",
-        f->inbound ? f->inbound : json_object());
+    buf_append(b, "{", 1);
+    member_str(b, true, "_id", id);
+    member_str(b, false, "title", f->title);
+    member_str(b, false, "date", now);
+    member_str(b, false, "status", f->status);
+    member_str(b, false, "severity", f->severity ? f->severity : "low");
+    member_raw(b, "routing", "{");
+    member_derived(b, true, "origin_tenant_id", "tenant", f->from->name);
+    member_str(b, false, "origin_tenant_name", f->from->name);
+    member_str(b, false, "origin_source_system", f->from->source_system);
+    member_derived(b, false, "origin_source_system_id", "source_system", f->from->source_system);
+    member_derived(b, false, "origin_instance_id", "instance", f->instance);
+    member_str(b, false, "origin_instance_name", f->instance);
+    member_derived(b, false, "destination_tenant_id", "tenant", f->to->name);
+    member_str(b, false, "destination_tenant_name", f->to->name);
+    member_str(b, false, "destination_source_system", f->to->source_system);
+    member_derived(b, false, "destination_source_system_id", "source_system", f->to->source_system);
+    member_str(b, false, "destination_instance_id", NULL);
+    member_str(b, false, "destination_instance_name", NULL);
+    buf_append(b, "}", 1);
+    member_raw(b, "detail", "{");
+    member_str(b, true, "category", "crossroads");
+    member_str(b, false, "message", f->message);
+    member_str(b, false, "message_short", f->message_short ? f->message_short : f->status);
+    member_str(b, false, "traceback", NULL);
+    buf_append(b, "}", 1);
+    member_raw(b, "metadata", "{");
+    member_str(b, true, "type", "order");
+    member_str(b, false, "group_id", nonempty(f->order_id) ? f->order_id : f->saga_id);
+    member_str(b, false, "origin_order_number", nonempty(f->order_number));
+    member_str(b, false, "crossroads_order_id", nonempty(f->order_id));
+    buf_append(b, "}", 1);
+    member_str(b, false, "worker_name", "Crossroads");
+    member_str(b, false, "correlation_id", f->correlation_id ? f->correlation_id : "");
+    member_raw(b, "retried", f->retried ? "true" : "false");
+    member_str(b, false, "saga_id", f->saga_id);
+    member_str(b, false, "saga_type", f->saga_type);
+    member_raw(b, "send_notification", f->from->notify_url != NULL ? "true" : "false");
+    member_json(b, "outbound_request", f->outbound);
+    member_json(b, "inbound_request", f->inbound);
+    if (f->extra_name != NULL)
+        member_json(b, f->extra_name, f->extra);
+    else
+        json_decref(f->extra);
+    buf_append(b, "}", 1);
 }
 
 static bool secret_header(const char *line)

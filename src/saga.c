@@ -103,7 +103,7 @@ typedef struct commit_args {
     const char *mode;     /* "step", "park", "delay", "end" */
     long long mode_arg;   /* due ms for delay, retention s for end */
     const char *message;
-    json_t *log;          /* stolen, may be NULL */
+    char *log;            /* stolen log entry (JSON text), may be NULL */
     json_t *status_hist;  /* stolen, may be NULL */
     json_t *order_fields; /* stolen object of strings, may be NULL */
     json_t *saga_fields;  /* stolen object of strings, may be NULL */
@@ -190,10 +190,9 @@ static void commit(saga_run_t *run, commit_args_t *a)
         hist = json_pack("{s:s, s:s, s:s}", "status", a->status, "date", iso, "message",
                          a->message);
     char *hist_s = hist ? json_dumps(hist, JSON_COMPACT) : NULL;
-    char *log_s = a->log ? json_dumps(a->log, JSON_COMPACT) : NULL;
+    char *log_s = a->log;
     char *sh_s = a->status_hist ? json_dumps(a->status_hist, JSON_COMPACT) : NULL;
     json_decref(hist);
-    json_decref(a->log);
     json_decref(a->status_hist);
 
     json_t *sfields = a->saga_fields ? a->saga_fields : json_object();
@@ -267,14 +266,18 @@ static void commit(saga_run_t *run, commit_args_t *a)
 }
 
 /* A log entry for this run; outbound/inbound stolen. */
-static json_t *run_log(saga_run_t *run, const char *title, const char *status,
-                       const char *message, json_t *outbound, json_t *inbound)
+/* A CrossroadsLogV2 entry as JSON text (malloc'd), or NULL. outbound, inbound and extra (the
+ * value of a last member named extra_name) are stolen. */
+static char *run_log(saga_run_t *run, const char *title, const char *status,
+                     const char *message, json_t *outbound, json_t *inbound,
+                     const char *extra_name, json_t *extra)
 {
     const cfg_tenant_t *from = tenant(run, sf(run, "tenant"));
     const cfg_tenant_t *to = tenant(run, sf(run, "dest"));
     if (from == NULL || to == NULL) {
         json_decref(outbound);
         json_decref(inbound);
+        json_decref(extra);
         return NULL;
     }
     const char *inst = sf(run, "instance");
@@ -297,16 +300,21 @@ static json_t *run_log(saga_run_t *run, const char *title, const char *status,
         .retried = strcmp(sf(run, "retried"), "1") == 0,
         .outbound = outbound,
         .inbound = inbound,
+        .extra_name = extra_name,
+        .extra = extra,
     };
-    return crlog_entry(&f);
+    buf_t b = {0};
+    crlog_entry_text(&b, &f);
+    buf_append(&b, "", 1);
+    return b.data;
 }
 
 /* End the saga with a terminal status. order_fields and saga_fields stolen (may be NULL). */
-static void finish_with(saga_run_t *run, const char *status, const char *message, json_t *log,
+static void finish_with(saga_run_t *run, const char *status, const char *message, char *log,
                         json_t *order_fields, json_t *saga_fields)
 {
     if (log == NULL)
-        log = run_log(run, "Saga finished", status, message, NULL, NULL);
+        log = run_log(run, "Saga finished", status, message, NULL, NULL, NULL, NULL);
     if (order_fields == NULL)
         order_fields = json_object();
     json_object_set_new(order_fields, "status", json_string(status));
@@ -326,7 +334,7 @@ static void finish_with(saga_run_t *run, const char *status, const char *message
     commit(run, &a);
 }
 
-static void finish(saga_run_t *run, const char *status, const char *message, json_t *log,
+static void finish(saga_run_t *run, const char *status, const char *message, char *log,
                    json_t *order_fields)
 {
     finish_with(run, status, message, log, order_fields, NULL);
@@ -493,7 +501,7 @@ static void stage_origin(saga_run_t *run)
             .status = "requested",
             .mode = "park",
             .message = msg,
-            .log = run_log(run, "Order awaiting acceptance", "requested", msg, NULL, NULL),
+            .log = run_log(run, "Order awaiting acceptance", "requested", msg, NULL, NULL, NULL, NULL),
             .order_fields = json_pack("{s:s}", "status", "requested"),
         };
         commit(run, &a);
@@ -504,7 +512,7 @@ static void stage_origin(saga_run_t *run)
         .mode = "step",
         .message = "order found; references attached",
         .log = run_log(run, "Order mapped to origin", "origin_mapped",
-                       "order found; references attached", NULL, NULL),
+                       "order found; references attached", NULL, NULL, NULL, NULL),
         .saga_fields = json_pack("{s:s}", "counterparty", cp),
         .next = stage_master,
     };
@@ -582,7 +590,7 @@ static void stage_master(saga_run_t *run)
         .mode = "step",
         .message = "references mapped to master data",
         .log = run_log(run, "Order mapped to master data", "master_mapped",
-                       "references mapped to master data", NULL, NULL),
+                       "references mapped to master data", NULL, NULL, NULL, NULL),
         .saga_fields = json_pack("{s:s}", "mapped", mapped_s),
         .next = stage_destination,
     };
@@ -775,11 +783,8 @@ static void stage_destination(saga_run_t *run)
     json_decref(outbound);
 
     const char *m = "mapped to the counterparty; request built";
-    json_t *log = run_log(run, "Order mapped to destination", "destination_mapped", m, NULL, NULL);
-    if (log && log_extra)
-        json_object_set_new(log, "cleared_data", log_extra);
-    else
-        json_decref(log_extra);
+    char *log = run_log(run, "Order mapped to destination", "destination_mapped", m, NULL, NULL,
+                        log_extra ? "cleared_data" : NULL, log_extra);
     if (json_object_size(order_fields) == 0) {
         json_decref(order_fields);
         order_fields = NULL;
@@ -877,10 +882,12 @@ static void on_delivered(const outhttp_response_t *resp, void *data)
                                                : "destination_mapped";
     char title[64];
     snprintf(title, sizeof title, "Delivery attempt %d", attempts);
-    json_t *log = run_log(run, title, status, msg, at->sent, inbound);
+    bool again = oc == DEST_RETRY && attempts < run->cfg->saga_max_attempts;
+    char *log = run_log(run, title, oc == DEST_RETRY && !again ? "error" : status, msg, at->sent,
+                        inbound, NULL, NULL);
     free(at);
 
-    if (oc == DEST_RETRY && attempts < run->cfg->saga_max_attempts) {
+    if (again) {
         long long delay = retry_delay_ms(run->cfg, attempts, resp);
         char retry_msg[600];
         snprintf(retry_msg, sizeof retry_msg, "attempt %d failed (%s); retrying in %lld ms",
@@ -903,7 +910,6 @@ static void on_delivered(const outhttp_response_t *resp, void *data)
         status = "error";
         snprintf(final_msg, sizeof final_msg, "destination failed after %d attempts: %s",
                  attempts, msg);
-        json_object_set_new(log, "status", json_string("error"));
     } else {
         snprintf(final_msg, sizeof final_msg, "%s", msg);
     }

@@ -111,6 +111,16 @@ void buf_append_json_str(buf_t *b, const char *s, size_t len)
     static const char hex[] = "0123456789abcdef";
     buf_reserve(b, len + 8);
     for (size_t i = 0; i < len; i++) {
+        /* A run of plain printable ASCII goes in one copy. */
+        size_t run = i;
+        while (run < len && (unsigned char)s[run] >= 0x20 && (unsigned char)s[run] < 0x7f &&
+               s[run] != '"' && s[run] != '\\')
+            run++;
+        if (run > i) {
+            buf_append(b, s + i, run - i);
+            i = run - 1;
+            continue;
+        }
         unsigned char c = (unsigned char)s[i];
         if (c == '"' || c == '\\') {
             char esc[2] = {'\\', (char)c};
