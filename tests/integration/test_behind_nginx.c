@@ -46,12 +46,13 @@
 #include "harness.h"
 #include "util/buf.h"
 
-#define NGINX_BIN "/usr/sbin/nginx"
-#define ANSWER_MS 3000  /* deadline for an answer that should come at once */
-#define LOGGED_MS 10000 /* deadline for a request to show up in both logs */
-#define SETTLE_MS 2000  /* how long a count mismatch may take to resolve before it fails */
-#define CANARY_ID "nb-canary-"
-#define DIRECT_ID "nb-direct-" /* requests sent straight to the gateway, not through nginx */
+#define NGINX_BIN   "/usr/sbin/nginx"
+#define SETPRIV_BIN "/usr/bin/setpriv"
+#define ANSWER_MS   3000  /* deadline for an answer that should come at once */
+#define LOGGED_MS   10000 /* deadline for a request to show up in both logs */
+#define SETTLE_MS   2000  /* how long a count mismatch may take to resolve before it fails */
+#define CANARY_ID   "nb-canary-"
+#define DIRECT_ID   "nb-direct-" /* requests sent straight to the gateway, not through nginx */
 #define TAIL_FMT                                                                                   \
     "GET /healthz HTTP/1.1\r\nHost: gw.test\r\nX-Request-Id: nb-tail-%d\r\n"                       \
     "Connection: close\r\n\r\n"
@@ -281,9 +282,23 @@ static bool nginx_start(void)
                                          O_WRONLY | O_CREAT | O_APPEND, 0644);
         char prefix[300];
         snprintf(prefix, sizeof prefix, "%s/", work_dir);
-        char *argv[] = {(char *)NGINX_BIN, (char *)"-p",          prefix, (char *)"-c", conf_path,
-                        (char *)"-g",      (char *)"daemon off;", NULL};
-        int rc = posix_spawn(&nginx_pid, NGINX_BIN, &fa, NULL, argv, environ);
+        /* setpriv (util-linux) makes nginx's master get SIGTERM if this test dies without
+         * running its exit hook; the master then stops its worker. */
+        char *argv[] = {(char *)SETPRIV_BIN,
+                        (char *)"--pdeathsig",
+                        (char *)"TERM",
+                        (char *)"--",
+                        (char *)NGINX_BIN,
+                        (char *)"-p",
+                        prefix,
+                        (char *)"-c",
+                        conf_path,
+                        (char *)"-g",
+                        (char *)"daemon off;",
+                        NULL};
+        bool wrap = access(SETPRIV_BIN, X_OK) == 0;
+        int rc = posix_spawn(&nginx_pid, wrap ? SETPRIV_BIN : NGINX_BIN, &fa, NULL,
+                             wrap ? argv : argv + 4, environ);
         posix_spawn_file_actions_destroy(&fa);
         if (rc != 0)
             return false;
