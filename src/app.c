@@ -246,8 +246,10 @@ static void app_stop(app_t *app)
     outhttp_close(app->http, NULL, NULL);
     store_close(app->store, on_store_closed, app);
     store_close(app->saga_store, on_store_closed, app);
-    for (int i = 0; i < app->n_intake_stores; i++)
+    for (int i = 0; i < app->n_intake_stores; i++) {
         store_close(app->intake_stores[i], on_store_closed, app);
+        store_close(app->stage_stores[i], on_store_closed, app);
+    }
     store_close(app->block_store, on_store_closed, app);
     metrics_close(app->metrics, NULL, NULL);
 }
@@ -342,8 +344,8 @@ int app_serve(const char *config_path)
         fprintf(stderr, "crossroads: %s: redis.url: malformed\n", config_path);
         goto out_cfg;
     }
-    /* Reads and admin on one connection, the saga engine's stage writes on another (see the
-     * intake pool below for why writes want their own), blocking stream reads on a third. */
+    /* Reads and admin on one connection, the saga engine's chores on another, blocking stream
+     * reads on a third; intake writes and stage writes on redis.pool connections each. */
     app.saga_store = store_new(app.loop, app.cfg->redis_url, app.cfg->redis_command_timeout_ms);
     /* Intake writes spread over redis.pool connections: Redis reads at most 16 KiB from one
      * connection per event-loop pass and, with appendfsync always, fsyncs once per pass, so a
@@ -355,6 +357,10 @@ int app_serve(const char *config_path)
             store_new(app.loop, app.cfg->redis_url, app.cfg->redis_command_timeout_ms);
         intake_init(app.intake_stores[i]);
     }
+    app.stage_stores = cr_calloc((size_t)app.n_intake_stores, sizeof *app.stage_stores);
+    for (int i = 0; i < app.n_intake_stores; i++)
+        app.stage_stores[i] =
+            store_new(app.loop, app.cfg->redis_url, app.cfg->redis_command_timeout_ms);
     app.block_store = store_new(app.loop, app.cfg->redis_url,
                                 app.cfg->redis_command_timeout_ms + 2000);
     app.http = outhttp_new(app.loop);
@@ -370,6 +376,10 @@ int app_serve(const char *config_path)
     app.engine = saga_engine_new(app.loop, app.saga_store, app.block_store, app.http, &app.cfg,
                                  app.consumer);
     saga_engine_register_scripts(app.engine, app.saga_store);
+    for (int i = 0; i < app.n_intake_stores; i++) {
+        saga_engine_register_scripts(app.engine, app.stage_stores[i]);
+        saga_engine_add_stage_store(app.engine, app.stage_stores[i]);
+    }
     saga_engine_register_scripts(app.engine, app.store); /* retry and accept from the API */
     app.notifier = notifier_new(app.loop, app.http);
     saga_engine_set_notifier(app.engine, app.notifier);
@@ -387,8 +397,10 @@ int app_serve(const char *config_path)
         outhttp_close(app.http, NULL, NULL);
         store_close(app.store, NULL, NULL);
         store_close(app.saga_store, NULL, NULL);
-        for (int i = 0; i < app.n_intake_stores; i++)
+        for (int i = 0; i < app.n_intake_stores; i++) {
             store_close(app.intake_stores[i], NULL, NULL);
+            store_close(app.stage_stores[i], NULL, NULL);
+        }
         store_close(app.block_store, NULL, NULL);
         uv_run(app.loop, UV_RUN_DEFAULT);
         goto out_cfg;
@@ -408,8 +420,10 @@ int app_serve(const char *config_path)
     uv_signal_start(&app.sig_hup, on_signal, SIGHUP);
     store_start(app.store);
     store_start(app.saga_store);
-    for (int i = 0; i < app.n_intake_stores; i++)
+    for (int i = 0; i < app.n_intake_stores; i++) {
         store_start(app.intake_stores[i]);
+        store_start(app.stage_stores[i]);
+    }
     store_start(app.block_store);
     saga_engine_start(app.engine);
 
@@ -428,6 +442,7 @@ int app_serve(const char *config_path)
 out_cfg:
     free(app.buckets);
     free(app.intake_stores);
+    free(app.stage_stores);
     cfg_unref(app.cfg);
     free(app.config_path);
     return rc;

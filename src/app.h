@@ -25,9 +25,10 @@ typedef struct app {
     cfg_t *cfg; /* current configuration; a reload swaps it */
     char *config_path;
     store_t *store;       /* intake, reads, admin */
-    store_t *saga_store;  /* stage writes and chores of the saga engine */
+    store_t *saga_store;  /* chores of the saga engine */
     store_t **intake_stores; /* redis.pool connections for intake writes, round-robin */
     int n_intake_stores;
+    store_t **stage_stores; /* redis.pool connections for saga stage writes */
     unsigned intake_next;
     store_t *block_store; /* blocking stream reads only */
     outhttp_t *http;

@@ -79,12 +79,13 @@ SAGA_STAT(g_stream_pending, stream_pending)
 static store_stats_t stores_total(const app_t *app)
 {
     store_stats_t sum = {0}, st;
-    size_t n = 3 + (size_t)app->n_intake_stores;
+    size_t pool = (size_t)app->n_intake_stores, n = 3 + 2 * pool;
     for (size_t i = 0; i < n; i++) {
-        store_t *s = i == 0   ? app->store
-                     : i == 1 ? app->saga_store
-                     : i == 2 ? app->block_store
-                              : app->intake_stores[i - 3];
+        store_t *s = i == 0       ? app->store
+                     : i == 1     ? app->saga_store
+                     : i == 2     ? app->block_store
+                     : i < 3 + pool ? app->intake_stores[i - 3]
+                                    : app->stage_stores[i - 3 - pool];
         store_stats_get(s, &st);
         sum.reconnects += st.reconnects;
         sum.timeouts += st.timeouts;

@@ -64,6 +64,11 @@ typedef struct saga_stats {
 saga_engine_t *saga_engine_new(uv_loop_t *loop, store_t *store, store_t *block_store,
                                outhttp_t *http, cfg_t **cfgp, const char *consumer);
 
+/* Add a connection for per-saga begin and commit writes (before saga_engine_start); they are
+ * spread round-robin over the ready ones, or go through store when none is ready. Register the
+ * engine's scripts with it too. */
+void saga_engine_add_stage_store(saga_engine_t *e, store_t *s);
+
 /* Completion notifications go through n (may be NULL: none are sent). */
 void saga_engine_set_notifier(saga_engine_t *e, notifier_t *n);
 notifier_t *saga_engine_notifier(saga_engine_t *e);

@@ -31,8 +31,11 @@
 
 struct saga_engine {
     uv_loop_t *loop;
-    store_t *store;
+    store_t *store;          /* chores: group, claims, wake-ups, reconciler, samples */
     store_t *bstore;
+    store_t **stage_stores;  /* per-saga begin and commit writes, round-robin */
+    size_t n_stage_stores;
+    size_t stage_next;
     outhttp_t *http;
     cfg_t **cfgp;
     char consumer[128];
@@ -71,7 +74,18 @@ static void maybe_free(saga_engine_t *e);
 
 store_t *saga_engine_store(saga_engine_t *e)
 {
+    for (size_t i = 0; i < e->n_stage_stores; i++) {
+        store_t *s = e->stage_stores[e->stage_next++ % e->n_stage_stores];
+        if (store_ready(s))
+            return s;
+    }
     return e->store;
+}
+
+void saga_engine_add_stage_store(saga_engine_t *e, store_t *s)
+{
+    e->stage_stores = cr_realloc(e->stage_stores, (e->n_stage_stores + 1) * sizeof *e->stage_stores);
+    e->stage_stores[e->n_stage_stores++] = s;
 }
 
 uv_loop_t *saga_engine_loop(saga_engine_t *e)
@@ -216,7 +230,8 @@ static void begin_entry(saga_engine_t *e, const char *entry_id, const char *saga
     snprintf(retention, sizeof retention, "%ld", (*e->cfgp)->saga_retention_s);
     const char *argv[] = {saga_key, STORE_KEY_STREAM, saga_id, e->consumer, entry_id, now,
                           claimed ? "1" : "0", claims, iso, retention};
-    if (store_evalsha(e->store, &saga_lua_begin, 2, 10, argv, NULL, on_begin, run) != 0) {
+    if (store_evalsha(saga_engine_store(e), &saga_lua_begin, 2, 10, argv, NULL, on_begin, run) !=
+        0) {
         run->prev->next = run->next;
         run->next->prev = run->prev;
         e->running--;
@@ -686,6 +701,7 @@ static void maybe_free(saga_engine_t *e)
         return;
     void (*cb)(void *) = e->closed_cb;
     void *data = e->closed_data;
+    free(e->stage_stores);
     free(e);
     if (cb)
         cb(data);
