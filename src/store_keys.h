@@ -20,9 +20,10 @@
  *                                           it ends. ~1-2 KB.
  *   cr:{cr}:saga:<saga_id>:hist     LIST    history entries {status, date, message} (JSON),
  *                                           oldest first; same lifetime as the saga.
- *   cr:{cr}:idem:<tenant>:<sha256>  HASH    Idempotency-Key record: fp (fingerprint of method,
- *                                           path, destination and canonical body), saga_id,
- *                                           response. TTL idempotency_ttl_s (24 h). The client's
+ *   cr:{cr}:idem:<tenant>:<sha256>  STRING  Idempotency-Key record "<fp>\n<saga_id>\n<response>":
+ *                                           fp (fingerprint of route, destination, instance and
+ *                                           canonical body, 64 hex), the saga, the first answer.
+ *                                           One SET ... EX: TTL idempotency_ttl_s (24 h). The client's
  *                                           key is hashed so any byte string makes a safe,
  *                                           bounded key name.
  *
