@@ -11,7 +11,9 @@
 #
 # Any crash, sanitizer report, leak, broken harness invariant, input slower than 1 s or RSS over
 # 2 GB fails the step; the input that did it is printed (base64) so it can be replayed from the
-# CI log: `base64 -d > crash && build-fuzz/fuzz/<harness> crash`. New inputs found stay in the
+# CI log: `base64 -d > crash && build-fuzz/fuzz/<harness> crash`. One exception: a timeout
+# whose input then runs in under 1 s three times alone is reported as an overloaded machine
+# (a warning), not a failure. New inputs found stay in the
 # build tree (build-fuzz/fuzz-work/), never in tests/fuzz/corpus/.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -61,6 +63,28 @@ show_artifacts() {
   done
 }
 
+# A timeout that does not come back when its input is run again alone was the machine (CI boxes
+# are shared and a process can be descheduled for a second), not the input. True when every
+# artifact is a timeout whose input then passes -timeout=1 three times in a row.
+only_unrepeatable_timeouts() {
+  local f name h i found=0
+  for f in "$BUILD"/artifacts/*; do
+    [ -f "$f" ] || continue
+    found=1
+    name=$(basename "$f")
+    case "$name" in
+      *-timeout-*) h=${name%%-timeout-*} ;;
+      *) return 1 ;;
+    esac
+    for i in 1 2 3; do
+      "$BUILD/fuzz/$h" -timeout=1 -rss_limit_mb=2048 "$f" >/dev/null 2>&1 || return 1
+    done
+    echo "fuzz ci: WARNING: $name timed out while fuzzing but runs in under 1 s alone" \
+      "(3 of 3): the machine was overloaded, not a slow input"
+  done
+  [ "$found" -eq 1 ]
+}
+
 rm -rf "$BUILD/artifacts"
 export CC=clang
 t0=$SECONDS
@@ -70,6 +94,8 @@ echo "fuzz ci: build + replay $((SECONDS - t0)) s"
 cores=$(nproc)
 [ "$cores" -le 4 ] || cores=4
 t0=$SECONDS
-CR_FUZZ_PARALLEL=$cores tests/fuzz/run.sh fuzz "${CR_FUZZ_SECONDS:-60}" ||
-  { show_artifacts; exit 1; }
+if ! CR_FUZZ_PARALLEL=$cores tests/fuzz/run.sh fuzz "${CR_FUZZ_SECONDS:-60}"; then
+  show_artifacts
+  only_unrepeatable_timeouts || exit 1
+fi
 echo "fuzz ci: fuzzing $((SECONDS - t0)) s; whole step $((SECONDS - t_start)) s"
