@@ -9,6 +9,7 @@
 
 #include "router.h"
 
+#include <hiredis/hiredis.h>
 #include <jansson.h>
 
 struct auth_ctx;
@@ -55,5 +56,10 @@ void api_read_init(struct store *store);
 void api_respond_422(httpd_req_t *req, const json_t *errors);
 /* Answer with a JSON value (borrowed). */
 void api_respond_json(httpd_req_t *req, int status, const json_t *body, const char *extra_headers);
+
+/* The answer to a retry script's reply ({"ok"|"forbidden"|"conflict"|"missing", status}), for
+ * POST /v1/saga/{id}/retry and the console's retry alike. */
+void api_respond_retry(httpd_req_t *req, const char *saga_id, const redisReply *reply,
+                       const char *err);
 
 #endif

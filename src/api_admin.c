@@ -365,25 +365,7 @@ void api_admin_saga(struct app *app, httpd_req_t *req, const route_t *route,
 static void on_admin_retry(const redisReply *reply, const char *err, void *data)
 {
     httpd_req_t *req = data;
-    if (err || reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements < 1) {
-        respond_unavailable(req);
-        return;
-    }
-    const char *what = reply->element[0]->str;
-    const char *status = reply->elements > 1 ? reply->element[1]->str : "";
-    if (strcmp(what, "ok") == 0) {
-        json_t *body = json_pack("{s:s, s:s, s:s, s:b}", "saga_id", req->route_param, "status",
-                                 status, "message", "retry requested", "retried", 1);
-        api_respond_json(req, 200, body, NULL);
-        json_decref(body);
-    } else if (strcmp(what, "conflict") == 0) {
-        char detail[160];
-        snprintf(detail, sizeof detail,
-                 "Saga is %s; only a saga that ended in error can be retried", status);
-        httpd_respond_detail(req, 409, detail, NULL);
-    } else {
-        httpd_respond_detail(req, 404, "Saga not found", NULL);
-    }
+    api_respond_retry(req, req->route_param, reply, err);
 }
 
 void api_admin_retry(struct app *app, httpd_req_t *req, const route_t *route,

@@ -465,32 +465,37 @@ typedef struct retry_op {
     char saga_id[CRYPTO_OID_LEN];
 } retry_op_t;
 
-static void on_retry(const redisReply *reply, const char *err, void *data)
+void api_respond_retry(httpd_req_t *req, const char *saga_id, const redisReply *reply,
+                       const char *err)
 {
-    retry_op_t *op = data;
-    httpd_req_t *req = op->req;
     if (err || reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements < 1) {
         httpd_respond_detail(req, 503, "Service unavailable: Redis is not reachable",
                              "Retry-After: 1\r\n");
-    } else {
-        const char *what = reply->element[0]->str;
-        const char *status = reply->elements > 1 ? reply->element[1]->str : "";
-        if (strcmp(what, "ok") == 0) {
-            json_t *body = json_pack("{s:s, s:s, s:s, s:b}", "saga_id", op->saga_id, "status",
-                                     status, "message", "retry requested", "retried", 1);
-            api_respond_json(req, 200, body, NULL);
-            json_decref(body);
-        } else if (strcmp(what, "forbidden") == 0) {
-            httpd_respond_detail(req, 403, "Missing scope for this saga's type", NULL);
-        } else if (strcmp(what, "conflict") == 0) {
-            char detail[160];
-            snprintf(detail, sizeof detail,
-                     "Saga is %s; only a saga that ended in error can be retried", status);
-            httpd_respond_detail(req, 409, detail, NULL);
-        } else {
-            httpd_respond_detail(req, 404, "Saga not found", NULL);
-        }
+        return;
     }
+    const char *what = reply->element[0]->str;
+    const char *status = reply->elements > 1 ? reply->element[1]->str : "";
+    if (strcmp(what, "ok") == 0) {
+        json_t *body = json_pack("{s:s, s:s, s:s, s:b}", "saga_id", saga_id, "status", status,
+                                 "message", "retry requested", "retried", 1);
+        api_respond_json(req, 200, body, NULL);
+        json_decref(body);
+    } else if (strcmp(what, "forbidden") == 0) {
+        httpd_respond_detail(req, 403, "Missing scope for this saga's type", NULL);
+    } else if (strcmp(what, "conflict") == 0) {
+        char detail[160];
+        snprintf(detail, sizeof detail,
+                 "Saga is %s; only a saga that ended in error can be retried", status);
+        httpd_respond_detail(req, 409, detail, NULL);
+    } else {
+        httpd_respond_detail(req, 404, "Saga not found", NULL);
+    }
+}
+
+static void on_retry(const redisReply *reply, const char *err, void *data)
+{
+    retry_op_t *op = data;
+    api_respond_retry(op->req, op->saga_id, reply, err);
     free(op);
 }
 

@@ -5,6 +5,31 @@
  */
 #include "saga_lua.h"
 
+/* The end of a saga, shared by the commit script's "end" and the begin script's poison stop: it
+ * leaves the active and delayed sets and its order's queue (waking the order's next saga with a
+ * stream entry) and its records expire with the retention. Needs P defined. */
+#define LUA_LEAVE                                                                                 \
+    "local function leave(stream, sid, oid, stype, saga_key, hist_key, retention)\n"              \
+    "  redis.call('ZREM', P .. 'active', sid)\n"                                                 \
+    "  redis.call('ZREM', P .. 'delayed', sid)\n"                                                \
+    "  if oid ~= '' and stype ~= 'order_accept' then\n"                                         \
+    "    local q = P .. 'order:' .. oid .. ':q'\n"                                               \
+    "    if redis.call('LINDEX', q, 0) == sid then\n"                                            \
+    "      redis.call('LPOP', q)\n"                                                              \
+    "      local nxt = redis.call('LINDEX', q, 0)\n"                                             \
+    "      if nxt then\n"                                                                       \
+    "        local id = redis.call('XADD', stream, '*', 'saga_id', nxt, 'type', 'wake',\n"       \
+    "                              'tenant', '')\n"                                             \
+    "        redis.call('HSET', P .. 'saga:' .. nxt, 'stream_id', id)\n"                         \
+    "      end\n"                                                                               \
+    "    else\n"                                                                                \
+    "      redis.call('LREM', q, 1, sid)\n"                                                      \
+    "    end\n"                                                                                 \
+    "  end\n"                                                                                   \
+    "  redis.call('EXPIRE', saga_key, retention)\n"                                              \
+    "  redis.call('EXPIRE', hist_key, retention)\n"                                              \
+    "end\n"
+
 /*
  * KEYS: saga, stream. ARGV: 1 saga_id, 2 consumer, 3 stream entry id ("" when none), 4 now_ms,
  * 5 "1" when the entry was claimed from an idle consumer, 6 claims allowed, 7 now (ISO),
@@ -20,6 +45,7 @@ store_script_t saga_lua_begin = {
     .name = "begin",
     .source =
         "local P = 'cr:{cr}:'\n"
+        LUA_LEAVE
         "local sid, entry = ARGV[1], ARGV[3]\n"
         "local function drop_entry()\n"
         "  if entry ~= '' then\n"
@@ -64,24 +90,7 @@ store_script_t saga_lua_begin = {
         "    redis.call('RPUSH', KEYS[1] .. ':hist', cjson.encode({status = 'error',\n"
         "               date = ARGV[7], message = msg}))\n"
         "    drop_entry()\n"
-        "    redis.call('ZREM', P .. 'active', sid)\n"
-        "    redis.call('ZREM', P .. 'delayed', sid)\n"
-        "    if oid ~= '' and stype ~= 'order_accept' then\n"
-        "      local q = P .. 'order:' .. oid .. ':q'\n"
-        "      if redis.call('LINDEX', q, 0) == sid then\n"
-        "        redis.call('LPOP', q)\n"
-        "        local nxt = redis.call('LINDEX', q, 0)\n"
-        "        if nxt then\n"
-        "          local id = redis.call('XADD', KEYS[2], '*', 'saga_id', nxt, 'type', 'wake',\n"
-        "                                'tenant', '')\n"
-        "          redis.call('HSET', P .. 'saga:' .. nxt, 'stream_id', id)\n"
-        "        end\n"
-        "      else\n"
-        "        redis.call('LREM', q, 1, sid)\n"
-        "      end\n"
-        "    end\n"
-        "    redis.call('EXPIRE', KEYS[1], ARGV[8])\n"
-        "    redis.call('EXPIRE', KEYS[1] .. ':hist', ARGV[8])\n"
+        "    leave(KEYS[2], sid, oid, stype, KEYS[1], KEYS[1] .. ':hist', ARGV[8])\n"
         "    return {'poisoned'}\n"
         "  end\n"
         "end\n"
@@ -107,6 +116,7 @@ store_script_t saga_lua_commit = {
     .name = "commit",
     .source =
         "local P = 'cr:{cr}:'\n"
+        LUA_LEAVE
         "local sid, status, mode = ARGV[1], ARGV[3], ARGV[8]\n"
         "-- one read of what this needs (each redis.call costs Lua glue on top of the command)\n"
         "local cur = redis.call('HMGET', KEYS[1], 'epoch', 'status', 'created_ms', 'order_id',\n"
@@ -147,23 +157,7 @@ store_script_t saga_lua_commit = {
         "end\n"
         "if mode == 'end' then\n"
         "  drop_entry()\n"
-        "  redis.call('ZREM', P .. 'active', sid)\n"
-        "  redis.call('ZREM', P .. 'delayed', sid)\n"
-        "  if oid ~= '' and stype ~= 'order_accept' then\n"
-        "    local q = P .. 'order:' .. oid .. ':q'\n"
-        "    if redis.call('LINDEX', q, 0) == sid then\n"
-        "      redis.call('LPOP', q)\n"
-        "      local nxt = redis.call('LINDEX', q, 0)\n"
-        "      if nxt then\n"
-        "        local id = redis.call('XADD', KEYS[3], '*', 'saga_id', nxt, 'type', 'wake', 'tenant', '')\n"
-        "        redis.call('HSET', P .. 'saga:' .. nxt, 'stream_id', id)\n"
-        "      end\n"
-        "    else\n"
-        "      redis.call('LREM', q, 1, sid)\n"
-        "    end\n"
-        "  end\n"
-        "  redis.call('EXPIRE', KEYS[1], ARGV[9])\n"
-        "  redis.call('EXPIRE', KEYS[2], ARGV[9])\n"
+        "  leave(KEYS[3], sid, oid, stype, KEYS[1], KEYS[2], ARGV[9])\n"
         "elseif mode == 'delay' then\n"
         "  drop_entry()\n"
         "  redis.call('ZADD', P .. 'delayed', ARGV[9], sid)\n"
