@@ -146,10 +146,13 @@ static void test_fig10_hanging_destination(void **state)
     assert_int_equal(base.v, 0);
     assert_int_equal(bad.v, 0);
     assert_int_equal(base.r.not_acked + bad.r.not_acked, 0);
-    /* 2x the baseline, with a 10 ms floor against scheduler noise on tiny baselines; under
-     * ASan latencies are reported only */
-    if (!chaos_sanitized())
+    /* 2x the baseline, with a 10 ms floor against scheduler noise on tiny baselines, in the
+     * full run; a short variant only catches head-of-line blocking (a hung delivery holding
+     * others up for its whole timeout) */
+    if (chaos_gate_latency())
         assert_true(bad.r.e2e_p99_ms[0] <= 2.0 * base.r.e2e_p99_ms[0] + 10.0);
+    else
+        assert_true(bad.r.e2e_p99_ms[0] <= 5.0 * base.r.e2e_p99_ms[0] + chaos_ms(250));
     assert_int_equal(chaos_cluster_stop(&cl), 0);
     chaos_dest_stop(swift);
     chaos_dest_stop(acme);
@@ -271,10 +274,12 @@ static void run_fig11(int n_gw, bool asserts)
     /* the excess is refused: at most the rate plus a burst accepted (10% slack for timing) */
     assert_true((double)over.a_ok <= allowed * 1.1 + 2);
     assert_true((double)over.a_ok >= limit * secs * 0.9);
-    /* 1.5x the baseline p99, with a 10 ms floor against scheduler noise on tiny baselines;
-     * under ASan latencies are reported only */
-    if (!chaos_sanitized())
+    /* 1.5x the baseline p99, with a 10 ms floor against scheduler noise on tiny baselines, in
+     * the full run; a short variant only catches the other tenant being held up */
+    if (chaos_gate_latency())
         assert_true(over.b_p99 <= 1.5 * base.b_p99 + 10.0);
+    else
+        assert_true(over.b_p99 <= 5.0 * base.b_p99 + chaos_ms(250));
 }
 
 static void test_fig11_rate_limit(void **state)

@@ -97,8 +97,9 @@ static void test_fig5_redis_down(void **state)
     assert_int_equal(health[1], 200);
     assert_int_equal(r.not_acked, 0);
     assert_int_equal(v, 0);
-    if (first_ms < 0 || first_ms > 2000)
-        fail_msg("first 200 %.0f ms after Redis returned (want <= 2000)", first_ms);
+    int first_limit = chaos_limit_ms(2000, 5000);
+    if (first_ms < 0 || first_ms > first_limit)
+        fail_msg("first 200 %.0f ms after Redis returned (want <= %d)", first_ms, first_limit);
 }
 
 static void run_redis_kill(bool everysec, long *lost_out, long *acked_out, long *acked_last_s)
@@ -151,8 +152,8 @@ static void test_fig5_redis_kill_always(void **state)
 static void test_fig5_redis_kill_everysec(void **state)
 {
     (void)state;
-    /* a measurement, not a gate: in the full run only (tests/chaos/run.sh) */
-    if (!chaos_want(5) || !chaos_full())
+    /* a measurement, not a gate: registered in the full run only (tests/chaos/run.sh) */
+    if (!chaos_want(5))
         skip();
     long lost, acked, last;
     run_redis_kill(true, &lost, &acked, &last);
@@ -194,7 +195,8 @@ static void test_fig6_redis_stalled(void **state)
     chaos_env_down(e);
     assert_true(w.n > 0);
     assert_int_equal(w.not503, 0);
-    assert_true(w.p99_ms <= 1200);
+    /* 503 within the intake timeout (1 s): p99 <= 1.2 s in the full run */
+    assert_true(w.p99_ms <= chaos_limit_ms(1200, 2500));
     assert_int_equal(w.ok_inside, 0);
     assert_int_equal(r.keys_multi_saga, 0);
     assert_int_equal(r.not_acked, 0);
@@ -249,7 +251,7 @@ static void test_fig6_link_blackholed(void **state)
     chaos_env_down(e);
     assert_true(cnt > 0);
     assert_int_equal(not503, 0);
-    assert_true(p99 <= 1200);
+    assert_true(p99 <= chaos_limit_ms(1200, 2500));
     assert_int_equal(r.keys_multi_saga, 0);
     assert_int_equal(r.not_acked, 0);
     assert_int_equal(v, 0);
@@ -260,9 +262,15 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fig5_redis_down),
         cmocka_unit_test(test_fig5_redis_kill_always),
-        cmocka_unit_test(test_fig5_redis_kill_everysec),
         cmocka_unit_test(test_fig6_redis_stalled),
         cmocka_unit_test(test_fig6_link_blackholed),
     };
-    return cmocka_run_group_tests_name("chaos_redis", tests, NULL, NULL) != 0;
+    /* The everysec loss is measured, not gated (issue 5): only the full run measures it. */
+    const struct CMUnitTest measured[] = {
+        cmocka_unit_test(test_fig5_redis_kill_everysec),
+    };
+    int failed = cmocka_run_group_tests_name("chaos_redis", tests, NULL, NULL);
+    if (chaos_full())
+        failed += cmocka_run_group_tests_name("chaos_redis_measured", measured, NULL, NULL);
+    return failed != 0;
 }

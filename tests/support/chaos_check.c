@@ -84,6 +84,7 @@ typedef struct saga_info {
     long n_deliv;
     long long first_arr, first2xx_arr, first2xx_fin;
     long first2xx_idx;
+    long last_idx; /* index of its last delivery (arrival order) */
     char path[48];
     uint64_t body_hash;
 } saga_info_t;
@@ -544,6 +545,7 @@ long chaos_check_run(const chaos_check_opts_t *o, chaos_check_t *R)
                 R->dups++;
         }
         si->n_deliv++;
+        si->last_idx = (long)i;
         if (si->first2xx_idx < 0 && e->completed && e->status >= 200 && e->status < 300) {
             si->first2xx_idx = (long)i;
             si->first2xx_arr = e->arrive_us;
@@ -639,11 +641,8 @@ long chaos_check_run(const chaos_check_opts_t *o, chaos_check_t *R)
                               reqs[prev].saga_id);
                 }
                 /* a repeat of the predecessor after this one's first 2xx: a late duplicate */
-                for (long k = b->first2xx_idx + 1; k < (long)nd; k++)
-                    if (strcmp(dl[k].key, reqs[prev].saga_id) == 0) {
-                        R->late_dups++;
-                        break;
-                    }
+                if (a->last_idx > b->first2xx_idx)
+                    R->late_dups++;
             }
             prev = oe[i].idx;
         }

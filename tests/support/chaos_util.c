@@ -141,6 +141,16 @@ double chaos_rand(uint64_t *state)
     return (double)((x * 2685821657736338717ULL) >> 11) / 9007199254740992.0;
 }
 
+bool chaos_gate_latency(void)
+{
+    return chaos_full() && !chaos_sanitized();
+}
+
+int chaos_limit_ms(int limit_ms, int short_ms)
+{
+    return chaos_gate_latency() ? limit_ms : chaos_ms(short_ms);
+}
+
 uint64_t chaos_hash(const void *p, size_t n)
 {
     const unsigned char *b = p;
