@@ -28,6 +28,8 @@
 #define RECONCILE_LIMIT 100
 #define MAX_RUNNING 2048
 #define TOUCH_LIMIT 256
+/* Stage writes queued on the engine's connection beyond which no new work is read or claimed. */
+#define MAX_QUEUED_WRITES 256
 
 struct saga_engine {
     uv_loop_t *loop;
@@ -318,6 +320,20 @@ static void on_read(const redisReply *reply, const char *err, void *data)
         read_more(e);
 }
 
+/*
+ * Back-pressure: when Redis answers slower than work comes in, entries read now would wait in
+ * this process's queue of stage writes, holding their claims while the writes queue. Past
+ * claim_idle_ms another process takes them over (a second delivery, and after max_claims the
+ * saga ends "error" though nothing failed). So new entries are read, and idle ones claimed, only
+ * while the queue is short; the rest waits in the stream, where nobody holds it.
+ */
+static bool writes_backed_up(saga_engine_t *e)
+{
+    store_stats_t st;
+    store_stats_get(e->store, &st);
+    return st.in_flight > MAX_QUEUED_WRITES;
+}
+
 static void read_more(saga_engine_t *e)
 {
     if (!e->started || e->reading || e->draining || e->closing)
@@ -326,7 +342,8 @@ static void read_more(saga_engine_t *e)
         ensure_group(e);
         return;
     }
-    if (e->running >= MAX_RUNNING || !store_ready(e->bstore) || !store_ready(e->store))
+    if (e->running >= MAX_RUNNING || !store_ready(e->bstore) || !store_ready(e->store) ||
+        writes_backed_up(e))
         return;
     char count[16], block[16];
     snprintf(count, sizeof count, "%zu", CR_MIN((size_t)READ_COUNT, MAX_RUNNING - e->running));
@@ -366,7 +383,8 @@ static void on_claim(const redisReply *reply, const char *err, void *data)
 
 static void claim_idle(saga_engine_t *e)
 {
-    if (e->claiming || e->draining || e->running >= MAX_RUNNING || !store_ready(e->store))
+    if (e->claiming || e->draining || e->running >= MAX_RUNNING || !store_ready(e->store) ||
+        writes_backed_up(e))
         return;
     char idle[24], count[16];
     snprintf(idle, sizeof idle, "%ld", (*e->cfgp)->saga_claim_idle_ms);
