@@ -153,7 +153,13 @@ case "$cmd" in
       mkdir -p "$new"
       srcs=("$BUILD/seeds/$h")
       [ -d "$HERE/corpus/$h" ] && srcs+=("$HERE/corpus/$h")
-      [ -d "$BUILD/fuzz-work/$h" ] && srcs+=("$BUILD/fuzz-work/$h")
+      # A snapshot: a fuzzer still running replaces and deletes files in its work dir, which
+      # makes a merge reading that dir give up half way.
+      if [ -d "$BUILD/fuzz-work/$h" ]; then
+        rm -rf "$BUILD/merge-src-$h"
+        cp -r "$BUILD/fuzz-work/$h" "$BUILD/merge-src-$h"
+        srcs+=("$BUILD/merge-src-$h")
+      fi
       "$(bin "$h")" -merge=1 "${COMMON[@]}" -max_len="${MAXLEN[$h]}" "$new" "${srcs[@]}" \
         >"$BUILD/merge-$h.log" 2>&1 || { tail -30 "$BUILD/merge-$h.log" >&2; exit 1; }
       rm -rf "$HERE/corpus/$h"
