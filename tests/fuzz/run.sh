@@ -130,7 +130,14 @@ case "$cmd" in
     build
     for h in "${sel[@]}"; do
       log="$BUILD/slowest-$h.log"
-      find "$HERE/corpus/$h" "$HERE/crashes/$h" "$BUILD/fuzz-work/$h" -type f 2>/dev/null |
+      # From a snapshot of fuzz-work: a fuzzer still running deletes files there.
+      rm -rf "$BUILD/slowest-src-$h"
+      [ -d "$BUILD/fuzz-work/$h" ] && cp -r "$BUILD/fuzz-work/$h" "$BUILD/slowest-src-$h"
+      dirs=()
+      for d in "$HERE/corpus/$h" "$HERE/crashes/$h" "$BUILD/slowest-src-$h"; do
+        [ -d "$d" ] && dirs+=("$d")
+      done
+      find "${dirs[@]}" -type f |
         xargs -d '\n' -n 2000 "$(bin "$h")" "${COMMON[@]}" >"$log" 2>&1 ||
         { tail -40 "$log" >&2; echo "slowest $h: FAILED" >&2; exit 1; }
       # libFuzzer prints "Executed FILE in N ms" for each input it is given.
