@@ -31,3 +31,7 @@ cmake -S . -B build-asan -DCR_WERROR=ON -DCR_SANITIZE=ON >/dev/null
 cmake --build build-asan -j"$(nproc)"
 (cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
   UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j"$jobs")
+
+# libFuzzer harnesses (clang, ASan+UBSan): replay the corpora and crash reproducers, then fuzz
+# 60 s per harness (tests/fuzz/ci.sh installs clang and the libFuzzer runtime if missing).
+tests/fuzz/ci.sh
