@@ -115,6 +115,8 @@ struct saga_run {
     outhttp_xfer_t *xfer;
     uint64_t stage_started; /* uv_now() when the current stage began */
     uint64_t touched; /* uv_now() when the run's claim was last refreshed (sagaq.c) */
+    char next_entry[48]; /* an entry of this saga read while the run was on: begun after it */
+    bool next_claimed;
     bool dropped;    /* engine closing: finish without writing */
 };
 

@@ -73,6 +73,8 @@ struct saga_engine {
 
 static void read_more(saga_engine_t *e);
 static void maybe_free(saga_engine_t *e);
+static void begin_entry(saga_engine_t *e, const char *entry_id, const char *saga_id,
+                        bool claimed);
 
 store_t *saga_engine_store(saga_engine_t *e)
 {
@@ -151,6 +153,11 @@ void saga_engine_run_done(saga_engine_t *e, saga_run_t *run)
     run->prev->next = run->next;
     run->next->prev = run->prev;
     e->running--;
+    /* An entry of this saga that arrived while the run was on (a wake from its predecessor's
+     * end, a claim): begin it now. If the run finished the saga, its begin just drops it; if the
+     * run found its own entry stale (that wake had replaced it), this is what runs the saga. */
+    if (run->next_entry[0] && !e->closing && !e->draining)
+        begin_entry(e, run->next_entry, run->saga_id, run->next_claimed);
     json_decref(run->saga);
     json_decref(run->order);
     json_decref(run->request);
@@ -211,8 +218,14 @@ static void begin_entry(saga_engine_t *e, const char *entry_id, const char *saga
     if (saga_id == NULL || strlen(saga_id) >= sizeof ((saga_run_t *)0)->saga_id ||
         strlen(entry_id) >= sizeof ((saga_run_t *)0)->entry_id)
         return;
-    if (find_run(e, saga_id) != NULL)
-        return; /* already running here; this entry is a wake that raced the run */
+    saga_run_t *cur = find_run(e, saga_id);
+    if (cur != NULL) {
+        /* Already running here: this entry is a wake that raced the run. It must not be left
+         * pending (it would wait claim_idle_ms for a claim): keep it for when the run ends. */
+        snprintf(cur->next_entry, sizeof cur->next_entry, "%s", entry_id);
+        cur->next_claimed = claimed;
+        return;
+    }
     saga_run_t *run = cr_calloc(1, sizeof *run);
     run->engine = e;
     snprintf(run->saga_id, sizeof run->saga_id, "%s", saga_id);
