@@ -188,6 +188,15 @@ static void scan_keys(redisContext *c, const char *pattern, bool terminal_only, 
                           strcmp(st->str, "rejected") == 0 || strcmp(st->str, "error") == 0);
                 if (st)
                     freeReplyObject(st);
+                /* The saga may have ended between the PTTL above and the HGET (the script
+                 * that ends it sets the TTL in the same step): read the TTL again, now that
+                 * the status was seen terminal. */
+                if (counts) {
+                    redisReply *t2 = redisCommand(c, "PTTL %s", no_ttl[i]);
+                    counts = t2 && t2->type == REDIS_REPLY_INTEGER && t2->integer == -1;
+                    if (t2)
+                        freeReplyObject(t2);
+                }
             }
             if (counts) {
                 k->no_ttl++;
