@@ -63,6 +63,10 @@ bool chaos_want(int fig);
 double chaos_pct(const double *v, size_t n, double p);
 /* Hex SHA-256 of a string (what the gateway stores for an Idempotency-Key). */
 void chaos_sha256_hex(const char *s, char out[65]);
+/* The CLOCK_MONOTONIC time deadline_ms from now (for pthread_cond_timedwait on a condition
+ * variable made with that clock). */
+struct timespec;
+void chaos_deadline_ts(struct timespec *end, int deadline_ms);
 /* realloc that aborts when out of memory. */
 void *chaos_xrealloc(void *p, size_t n);
 /* A uniform double in [0, 1) from a xorshift64* state (not thread-safe: the caller's lock). */

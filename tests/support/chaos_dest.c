@@ -679,13 +679,7 @@ size_t chaos_dest_log(chaos_dest_t *d, chaos_delivery_t **out)
 static bool wait_pred(chaos_dest_t *d, const char *key, size_t n, int deadline_ms)
 {
     struct timespec end;
-    clock_gettime(CLOCK_MONOTONIC, &end);
-    end.tv_sec += deadline_ms / 1000;
-    end.tv_nsec += (long)(deadline_ms % 1000) * 1000000L;
-    if (end.tv_nsec >= 1000000000L) {
-        end.tv_sec++;
-        end.tv_nsec -= 1000000000L;
-    }
+    chaos_deadline_ts(&end, deadline_ms);
     pthread_mutex_lock(&d->mu);
     bool ok;
     for (;;) {

@@ -515,13 +515,7 @@ void chaos_load_stop_sending(chaos_load_t *l)
 bool chaos_load_wait(chaos_load_t *l, int deadline_ms)
 {
     struct timespec end;
-    clock_gettime(CLOCK_MONOTONIC, &end);
-    end.tv_sec += deadline_ms / 1000;
-    end.tv_nsec += (long)(deadline_ms % 1000) * 1000000L;
-    if (end.tv_nsec >= 1000000000L) {
-        end.tv_sec++;
-        end.tv_nsec -= 1000000000L;
-    }
+    chaos_deadline_ts(&end, deadline_ms);
     pthread_mutex_lock(&l->mu);
     while (!l->finished)
         if (pthread_cond_timedwait(&l->cv, &l->mu, &end) != 0)

@@ -123,6 +123,17 @@ void chaos_sha256_hex(const char *s, char out[65])
         snprintf(out + 2 * i, 3, "%02x", d[i]);
 }
 
+void chaos_deadline_ts(struct timespec *end, int deadline_ms)
+{
+    clock_gettime(CLOCK_MONOTONIC, end);
+    end->tv_sec += deadline_ms / 1000;
+    end->tv_nsec += (long)(deadline_ms % 1000) * 1000000L;
+    if (end->tv_nsec >= 1000000000L) {
+        end->tv_sec++;
+        end->tv_nsec -= 1000000000L;
+    }
+}
+
 void *chaos_xrealloc(void *p, size_t n)
 {
     void *q = realloc(p, n);
