@@ -344,7 +344,12 @@ static bool writes_backed_up(saga_engine_t *e)
 {
     store_stats_t st;
     store_stats_get(e->store, &st);
-    return st.in_flight > MAX_QUEUED_WRITES;
+    size_t queued = st.in_flight;
+    for (size_t i = 0; i < e->n_stage_stores; i++) {
+        store_stats_get(e->stage_stores[i], &st);
+        queued += st.in_flight;
+    }
+    return queued > MAX_QUEUED_WRITES;
 }
 
 static void read_more(saga_engine_t *e)
