@@ -118,6 +118,9 @@ struct saga_run {
     char next_entry[48]; /* an entry of this saga read while the run was on: begun after it */
     bool next_claimed;
     bool dropped;    /* engine closing: finish without writing */
+    bool suspect;    /* abandoned by workers twice already: runs alone (sagaq.c) */
+    bool held;       /* a suspect waiting for the one running before it */
+    saga_run_t *held_next;
 };
 
 /* saga.c: run a begun saga from its stored status. Frees the run when done. */

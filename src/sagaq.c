@@ -28,6 +28,14 @@
 #define RECONCILE_LIMIT 100
 #define MAX_RUNNING 2048
 #define TOUCH_LIMIT 256
+/*
+ * A saga whose runs died with their worker this often ("claims", reset by any progress) is a
+ * suspect: it may be the one killing them. Suspects run one at a time in a process, so a saga that
+ * only happened to be in flight next to a poison saga when its worker died is not stopped with it
+ * (it can share a death with the poison saga at most while neither is a suspect yet, and
+ * saga.max_claims is at least 2). New and once-claimed sagas run side by side as usual.
+ */
+#define SUSPECT_CLAIMS 2
 /* Stage writes queued on the engine's connection beyond which no new work is read or claimed. */
 #define MAX_QUEUED_WRITES 256
 
@@ -38,6 +46,9 @@ struct saga_engine {
     store_t **stage_stores;  /* per-saga begin and commit writes, round-robin */
     size_t n_stage_stores;
     size_t stage_next;
+    bool suspect_on;          /* a suspect run is on */
+    saga_run_t *held_head;    /* suspects begun while one was on, in order */
+    saga_run_t *held_tail;
     outhttp_t *http;
     cfg_t **cfgp;
     char consumer[128];
@@ -73,6 +84,7 @@ struct saga_engine {
 
 static void read_more(saga_engine_t *e);
 static void maybe_free(saga_engine_t *e);
+static void next_suspect(saga_engine_t *e);
 static void begin_entry(saga_engine_t *e, const char *entry_id, const char *saga_id,
                         bool claimed);
 
@@ -153,6 +165,7 @@ void saga_engine_run_done(saga_engine_t *e, saga_run_t *run)
     run->prev->next = run->next;
     run->next->prev = run->prev;
     e->running--;
+    bool release = run->suspect && !run->held;
     /* An entry of this saga that arrived while the run was on (a wake from its predecessor's
      * end, a claim): begin it now. If the run finished the saga, its begin just drops it; if the
      * run found its own entry stale (that wake had replaced it), this is what runs the saga. */
@@ -163,6 +176,8 @@ void saga_engine_run_done(saga_engine_t *e, saga_run_t *run)
     json_decref(run->request);
     cfg_unref(run->cfg);
     free(run);
+    if (release)
+        next_suspect(e);
     if (e->closing)
         maybe_free(e);
     else
@@ -207,6 +222,38 @@ static void on_begin(const redisReply *reply, const char *err, void *data)
     run->cfg = cfg_ref(*e->cfgp);
     run->stage_started = uv_now(e->loop);
     run->touched = run->stage_started;
+    const char *claims = json_string_value(json_object_get(run->saga, "claims"));
+    run->suspect = claims != NULL && atoi(claims) >= SUSPECT_CLAIMS;
+    if (run->suspect && e->suspect_on) {
+        /* Begun (the claim is ours and kept fresh), started when the suspect before it ends. */
+        run->held = true;
+        if (e->held_tail)
+            e->held_tail->held_next = run;
+        else
+            e->held_head = run;
+        e->held_tail = run;
+        return;
+    }
+    if (run->suspect)
+        e->suspect_on = true;
+    e->stats.started++;
+    saga_run_go(run);
+}
+
+/* The suspect that was on has ended: start the next one held, if any. */
+static void next_suspect(saga_engine_t *e)
+{
+    e->suspect_on = false;
+    saga_run_t *run = e->held_head;
+    if (run == NULL || e->closing)
+        return;
+    e->held_head = run->held_next;
+    if (e->held_head == NULL)
+        e->held_tail = NULL;
+    run->held = false;
+    run->held_next = NULL;
+    e->suspect_on = true;
+    run->stage_started = uv_now(e->loop);
     e->stats.started++;
     saga_run_go(run);
 }
@@ -766,5 +813,12 @@ void saga_engine_close(saga_engine_t *e, void (*closed_cb)(void *data), void *da
             outhttp_cancel(e->http, r->xfer);
         r = next;
     }
+    /* Held suspects never started: their entries stay pending for a claim. */
+    while (e->held_head) {
+        saga_run_t *r = e->held_head;
+        e->held_head = r->held_next;
+        saga_engine_run_done(e, r);
+    }
+    e->held_tail = NULL;
     uv_close((uv_handle_t *)&e->tick, on_tick_closed);
 }
