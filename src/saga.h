@@ -56,8 +56,10 @@ typedef struct saga_stats {
 } saga_stats_t;
 
 /*
- * Create the engine. store carries stage writes; block_store is a second connection used only
- * for XREADGROUP ... BLOCK (a blocked read would stall everything queued behind it). The
+ * Create the engine. store carries its chores (group, claims, wake-ups, reconciler) and the
+ * stage writes when no stage connection was added (saga_engine_add_stage_store); block_store is
+ * a connection used only for XREADGROUP ... BLOCK (a blocked read would stall everything queued
+ * behind it). The
  * configuration is read through *cfgp at each stage (reloads swap it). consumer is this
  * process's unique consumer name.
  */
