@@ -752,15 +752,9 @@ static void test_failover_through_nginx(void **state)
 
 static json_t *make_overrides(void)
 {
-    char *text = harness_fixture_read("configs/gateway.json", NULL);
-    if (text == NULL)
+    json_t *tenants = harness_fixture_tenants();
+    if (tenants == NULL)
         return NULL;
-    json_t *cfg = json_loads(text, JSON_REJECT_DUPLICATES, NULL);
-    free(text);
-    if (cfg == NULL)
-        return NULL;
-    json_t *tenants = json_deep_copy(json_object_get(cfg, "tenants"));
-    json_decref(cfg);
     size_t i;
     json_t *t;
     json_array_foreach(tenants, i, t)

@@ -311,15 +311,9 @@ int chaos_cluster_stop(chaos_cluster_t *c)
 json_t *chaos_overrides(const char *acme_url, const char *swift_url, int claim_idle_ms,
                         int max_attempts, int retry_base_ms, int retry_max_ms)
 {
-    char *text = harness_fixture_read("configs/gateway.json", NULL);
-    if (text == NULL)
+    json_t *tenants = harness_fixture_tenants();
+    if (tenants == NULL)
         return NULL;
-    json_t *cfg = json_loads(text, JSON_REJECT_DUPLICATES, NULL);
-    free(text);
-    if (cfg == NULL)
-        return NULL;
-    json_t *tenants = json_deep_copy(json_object_get(cfg, "tenants"));
-    json_decref(cfg);
     size_t i;
     json_t *t;
     json_array_foreach(tenants, i, t)

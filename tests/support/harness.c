@@ -1121,3 +1121,17 @@ char *harness_fixture_read(const char *name, size_t *len)
     snprintf(path, sizeof path, "%s/%s", fixtures, name);
     return read_file(path, len);
 }
+
+json_t *harness_fixture_tenants(void)
+{
+    char *text = harness_fixture_read("configs/gateway.json", NULL);
+    if (text == NULL)
+        return NULL;
+    json_t *cfg = json_loads(text, JSON_REJECT_DUPLICATES, NULL);
+    free(text);
+    if (cfg == NULL)
+        return NULL;
+    json_t *tenants = json_deep_copy(json_object_get(cfg, "tenants"));
+    json_decref(cfg);
+    return tenants;
+}

@@ -128,6 +128,9 @@ int harness_raw_complete(const char *raw, size_t len);
 
 /* Read a fixture file (CR_FIXTURES/name) into memory; NULL on error. */
 char *harness_fixture_read(const char *name, size_t *len);
+
+/* A copy of the "tenants" array of configs/gateway.json (caller decrefs), or NULL. */
+json_t *harness_fixture_tenants(void);
 /* Milliseconds on a monotonic clock. */
 long long harness_now_ms(void);
 void harness_sleep_ms(int ms);
