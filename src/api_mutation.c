@@ -229,6 +229,15 @@ static void on_intake(intake_result_t result, const char *response, size_t respo
         break;
     }
     case INTAKE_REPEAT:
+        if (response_len == 0) {
+            /* The record names a saga that is gone (evicted or deleted by hand): the request
+             * was accepted once, but its first answer cannot be given again. */
+            httpd_respond_detail(op->req, 409,
+                                 "Idempotency-Key was already used; its first answer is no "
+                                 "longer stored",
+                                 NULL);
+            break;
+        }
         httpd_respond(op->req, 200, NULL, "Idempotent-Replayed: true\r\n", response,
                       response_len);
         break;

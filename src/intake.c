@@ -16,8 +16,8 @@
  *       8 dest, 9 order_id, 10 order_number, 11 order_json (create), 12 now_ms,
  *       13 has_idempotency ("1"/"0"), 14 retention_s (the order's saga index), then field,
  *       value, ... for the saga hash.
- * Returns {0, stream_id} stored, {1, first_response} repeat, {2, ""} clash, {3, ""} create of
- * an order number the tenant already has.
+ * Returns {0, stream_id} stored, {1, first_response} repeat ("" when the record outlived its
+ * saga), {2, ""} clash, {3, ""} create of an order number the tenant already has.
  * The idempotency check and the writes are one script, so two racing requests with the same
  * key cannot both create a saga.
  */
@@ -36,7 +36,13 @@ static store_script_t intake_script = {
         "  if prev then\n"
         "    if string.sub(prev, 1, #ARGV[4]) ~= ARGV[4] then return {2, ''} end\n"
         "    local nl = string.find(prev, '\\n', #ARGV[4] + 2, true)\n"
-        "    return {1, string.sub(prev, nl + 1)}\n"
+        "    local first = string.sub(prev, nl + 1)\n"
+        "    if first == '' then\n"
+        "      -- a compact record: the first answer is the saga's own copy\n"
+        "      local psid = string.sub(prev, #ARGV[4] + 2, nl - 1)\n"
+        "      first = redis.call('HGET', P .. 'saga:' .. psid, 'response') or ''\n"
+        "    end\n"
+        "    return {1, first}\n"
         "  end\n"
         "end\n"
         "local oid, num = ARGV[9], ARGV[10]\n"
@@ -81,7 +87,11 @@ static store_script_t intake_script = {
         "  redis.call('EXPIRE', ok, ARGV[14])\n"
         "end\n"
         "if ARGV[13] == '1' then\n"
-        "  redis.call('SET', KEYS[4], ARGV[4] .. '\\n' .. sid .. '\\n' .. ARGV[6], 'EX', ARGV[5])\n"
+        "  -- The saga keeps the first answer at least retention_s: while the record lives no\n"
+        "  -- longer than that, it names the saga instead of holding a second copy.\n"
+        "  local first = ''\n"
+        "  if tonumber(ARGV[5]) > tonumber(ARGV[14]) then first = ARGV[6] end\n"
+        "  redis.call('SET', KEYS[4], ARGV[4] .. '\\n' .. sid .. '\\n' .. first, 'EX', ARGV[5])\n"
         "end\n"
         "return {0, id}\n",
 };

@@ -22,7 +22,9 @@
  *                                           oldest first; same lifetime as the saga.
  *   cr:{cr}:idem:<tenant>:<sha256>  STRING  Idempotency-Key record "<fp>\n<saga_id>\n<response>":
  *                                           fp (fingerprint of route, destination, instance and
- *                                           canonical body, 64 hex), the saga, the first answer.
+ *                                           canonical body, 64 hex), the saga, the first answer
+ *                                           - empty when idempotency_ttl_s <= retention_s (the
+ *                                           default): the saga's "response" outlives the record.
  *                                           One SET ... EX: TTL idempotency_ttl_s (24 h). The client's
  *                                           key is hashed so any byte string makes a safe,
  *                                           bounded key name.

@@ -987,6 +987,40 @@ static void test_index_retention(void **state)
     /* Each saga is in four of them: all, its status, its type, its tenant. */
     assert_int_equal(global_sizes(sizes), 4 * (M + 1));
     json_decref(sizes);
+
+    /* The Idempotency-Key record (24 h) outlives a saga kept 2 s: it holds the first answer
+     * itself, so a repeat after the saga expired still gets it, byte for byte. */
+    char *body = fmt("{\"order\":{\"order_number\":\"%s\"},\"progress_status\":\"arrived_at_load\","
+                     "\"location\":{\"source_id\":\"HOU-T1\"},\"eta\":\"2026-05-11T19:25:51.332Z\"}",
+                     b[0].number);
+    const char *h[] = {"Content-Type: application/json", "X-API-Key: " ACME_KEY,
+                       "X-Dest-Tenant-Name: swift-haul", "Idempotency-Key: retention-outlived",
+                       NULL};
+    harness_resp_t first, again;
+    assert_int_equal(harness_http(port, "POST", "/v1/order/update_status", h, body, strlen(body),
+                                  &first),
+                     0);
+    assert_int_equal(first.status, 200);
+    char sid[25];
+    snprintf(sid, sizeof sid, "%s", str_at(json_object_get(first.json, "log"), "saga_id"));
+    wait_final_on(port, sid, "synced");
+    end = harness_now_ms() + 10000;
+    while (saga_exists(&g_ret_redis, sid)) {
+        if (harness_now_ms() > end)
+            fail_msg("saga %s still stored 10 s after it ended (retention_s 2)", sid);
+        harness_sleep_ms(50);
+    }
+    assert_int_equal(harness_http(port, "POST", "/v1/order/update_status", h, body, strlen(body),
+                                  &again),
+                     0);
+    assert_int_equal(again.status, 200);
+    char replayed[16];
+    assert_true(harness_resp_header(&again, "Idempotent-Replayed", replayed, sizeof replayed));
+    assert_int_equal(again.body_len, first.body_len);
+    assert_memory_equal(again.body, first.body, first.body_len);
+    harness_resp_free(&first);
+    harness_resp_free(&again);
+    free(body);
 }
 
 /*
