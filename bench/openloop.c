@@ -71,8 +71,11 @@ static struct {
 static uv_loop_t *loop;
 static sample_t *samples;
 static long nsamples, next_send, ncompleted;
+/* Idle connections, a FIFO ring: the one idle longest sends next, so every connection of the
+ * pool stays in use (a stack would leave some idle past the server's keep-alive timeout, and a
+ * request sent as the server closes one is an error that is the generator's doing). */
 static conn_t **idle;
-static int nidle, nconnected, nconnect_failed;
+static int idle_cap, idle_head, nidle, nconnected, nconnect_failed;
 static uint64_t t0_ns;
 static int64_t t0_wall_ms;
 static uv_timer_t tick;
@@ -130,6 +133,31 @@ static void maybe_finish(void)
     }
 }
 
+static void idle_push(conn_t *c)
+{
+    idle[(idle_head + nidle++) % idle_cap] = c;
+}
+
+static conn_t *idle_pop(void)
+{
+    conn_t *c = idle[idle_head];
+    idle_head = (idle_head + 1) % idle_cap;
+    nidle--;
+    return c;
+}
+
+static void idle_remove(conn_t *c)
+{
+    for (int i = 0; i < nidle; i++) {
+        if (idle[(idle_head + i) % idle_cap] != c)
+            continue;
+        for (int j = i; j + 1 < nidle; j++)
+            idle[(idle_head + j) % idle_cap] = idle[(idle_head + j + 1) % idle_cap];
+        nidle--;
+        return;
+    }
+}
+
 static void on_close_free(uv_handle_t *h)
 {
     free(h->data);
@@ -146,11 +174,7 @@ static void conn_fail(conn_t *c)
         ncompleted++;
         c->cur = -1;
     } else {
-        for (int i = 0; i < nidle; i++)
-            if (idle[i] == c) {
-                idle[i] = idle[--nidle];
-                break;
-            }
+        idle_remove(c);
     }
     uv_close((uv_handle_t *)&c->tcp, on_close_free);
     if (!finished)
@@ -172,7 +196,7 @@ static void dispatch(void)
     if (due > nsamples)
         due = nsamples;
     while (next_send < due && nidle > 0) {
-        conn_t *c = idle[--nidle];
+        conn_t *c = idle_pop();
         long i = next_send++;
         c->cur = i;
         c->body_len = 0;
@@ -222,7 +246,7 @@ static int on_message_complete(llhttp_t *p)
     }
     c->cur = -1;
     ncompleted++;
-    idle[nidle++] = c;
+    idle_push(c);
     return 0;
 }
 
@@ -266,7 +290,7 @@ static void on_connect(uv_connect_t *req, int status)
     nconnected++;
     uv_tcp_nodelay(&c->tcp, 1);
     uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
-    idle[nidle++] = c;
+    idle_push(c);
     if (started)
         dispatch();
 }
@@ -428,7 +452,8 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     nsamples = (long)(opt.rate * opt.duration);
     samples = calloc((size_t)nsamples, sizeof *samples);
-    idle = calloc((size_t)opt.nconns * 2 + 16, sizeof *idle);
+    idle_cap = opt.nconns * 2 + 16;
+    idle = calloc((size_t)idle_cap, sizeof *idle);
     if (samples == NULL || idle == NULL)
         return 1;
     loop = uv_default_loop();
