@@ -550,6 +550,7 @@ report_intake() {
 sub_latency() {
   ROWS="$RAW/latency.tsv"
   echo "section	rep	max_rps	rate	achieved	p50	p90	p99	max	non2xx	errors" >"$ROWS"
+  [ -n "${BODY_SIZE[$LAT_MIX]:-}" ] || body_sizes
   start_dest 0
   make_config 10000
   local rep out max rate
@@ -573,6 +574,18 @@ sub_latency() {
       "$(json_num "$out" non2xx)" "$(json_num "$out" errors)" >>"$ROWS"
     log "latency #$rep: max $max req/s; open loop at $rate req/s: intake $il"
     stop_gateways; stop_redis
+    # ref (b) offered the same rate: what one durable write per request costs here
+    start_redis "$SAGA_FSYNC"
+    start_ref b "${BODY_SIZE[$LAT_MIX]}"
+    out=$(taskset -c "$LOAD_CPU" "$B/bench_openloop" --port "$REFB_PORT" --rate "$rate" --duration "$DURATION" \
+      --conns "$OPENLOOP_CONNS" --kind "$LAT_MIX" --tag "$RUN_ID-latrefb-$rep")
+    echo "$out" >>"$RAW/openloop.jsonl"
+    il=$(json_obj "$out" intake_ms)
+    printf 'latency refb\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$rep" "$max" "$rate" "$(json_num "$out" achieved_rps)" \
+      "$(json_num "$il" p50)" "$(json_num "$il" p90)" "$(json_num "$il" p99)" "$(json_num "$il" max)" \
+      "$(json_num "$out" non2xx)" "$(json_num "$out" errors)" >>"$ROWS"
+    log "latency #$rep: ref (b) open loop at $rate req/s: $il"
+    stop_pid "$SRV_PID" 10; SRV_PID=; stop_redis
   done
   stop_dest
   local md="$RAW/latency.md"
@@ -582,6 +595,7 @@ sub_latency() {
     machine_info
     echo "- mix $LAT_MIX, fsync $SAGA_FSYNC: maximum = wrk closed loop at $SAGA_CONNS connections for ${DURATION} s; then bench_openloop at half"
     echo "  that rate for ${DURATION} s on $OPENLOOP_CONNS keep-alive connections, latency from each request's scheduled send time."
+    echo "  Row \"latency refb\": ref (b) (one MULTI/XADD/HSET/EXEC per request, same Redis set-up) offered the same rate."
     echo
     awk -F'\t' -f "$BENCH_DIR/mdtable.awk" -v group="section" \
       -v metrics="max_rps:%.0f:range:max req/s,rate:%.0f:range:offered req/s,achieved:%.0f:range:achieved req/s,p50:%.2f:range:p50 ms,p90:%.2f:range:p90 ms,p99:%.2f:range:p99 ms,max:%.2f:max:max ms,non2xx:%d:sum:non-2xx,errors:%d:sum:errors" "$ROWS"
