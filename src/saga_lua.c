@@ -33,8 +33,11 @@
 /*
  * KEYS: saga, stream. ARGV: 1 saga_id, 2 consumer, 3 stream entry id ("" when none), 4 now_ms,
  * 5 "1" when the entry was claimed from an idle consumer, 6 claims allowed, 7 now (ISO),
- * 8 retention_s. A saga claimed more than ARGV[6] times (its runs keep dying with their worker)
- * ends "error" here and {"poisoned"} is returned.
+ * 8 retention_s, 9 claims from which a saga is a suspect. A saga claimed more than ARGV[6]
+ * times (its runs keep dying with their worker) ends "error" here and {"poisoned"} is returned.
+ * A claim counts only when the run that died had started ("started" ~= "0"): a suspect is
+ * begun with started "0" and marked "1" by its process just before it runs, so a suspect that
+ * was only held behind another when its worker died is not charged with that death.
  * Returns {"run", epoch, saga fields, order fields} when this process may run the saga now, or
  * {"gone"|"done"|"stale"|"queued"|"parked"} after dropping the entry: no saga, already ended,
  * an entry that is not the saga's current one, not the head of its order's queue, or a create
@@ -53,7 +56,8 @@ store_script_t saga_lua_begin = {
         "    redis.call('XDEL', KEYS[2], entry)\n"
         "  end\n"
         "end\n"
-        "local s = redis.call('HMGET', KEYS[1], 'status', 'order_id', 'type', 'stream_id')\n"
+        "local s = redis.call('HMGET', KEYS[1], 'status', 'order_id', 'type', 'stream_id',\n"
+        "                     'started', 'claims')\n"
         "if not s[1] then drop_entry(); return {'gone'} end\n"
         "local st = s[1]\n"
         "if st == 'synced' or st == 'canceled' or st == 'rejected' or st == 'error' then\n"
@@ -73,8 +77,9 @@ store_script_t saga_lua_begin = {
         "    drop_entry(); redis.call('HSET', KEYS[1], 'stream_id', ''); return {'parked'}\n"
         "  end\n"
         "end\n"
-        "if ARGV[5] == '1' then\n"
-        "  local claims = redis.call('HINCRBY', KEYS[1], 'claims', 1)\n"
+        "local claims = tonumber(s[6] or '0')\n"
+        "if ARGV[5] == '1' and s[5] ~= '0' then\n"
+        "  claims = redis.call('HINCRBY', KEYS[1], 'claims', 1)\n"
         "  if claims > tonumber(ARGV[6]) then\n"
         "    -- A saga whose runs keep dying with their worker: stop it instead of letting it\n"
         "    -- take down every process in turn. Ends as the commit script's 'end' does.\n"
@@ -95,7 +100,8 @@ store_script_t saga_lua_begin = {
         "  end\n"
         "end\n"
         "local epoch = redis.call('HINCRBY', KEYS[1], 'epoch', 1)\n"
-        "redis.call('HSET', KEYS[1], 'owner', ARGV[2])\n"
+        "redis.call('HSET', KEYS[1], 'owner', ARGV[2], 'started',\n"
+        "           claims >= tonumber(ARGV[9]) and '0' or '1')\n"
         "redis.call('ZADD', P .. 'active', ARGV[4], sid)\n"
         "return {'run', epoch, redis.call('HGETALL', KEYS[1]), order}\n",
 };

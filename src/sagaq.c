@@ -31,9 +31,11 @@
 /*
  * A saga whose runs died with their worker this often ("claims", reset by any progress) is a
  * suspect: it may be the one killing them. Suspects run one at a time in a process, so a saga that
- * only happened to be in flight next to a poison saga when its worker died is not stopped with it
- * (it can share a death with the poison saga at most while neither is a suspect yet, and
- * saga.max_claims is at least 2). New and once-claimed sagas run side by side as usual.
+ * only happened to be in flight next to a poison saga when its worker died is not stopped with it:
+ * it can share a death with the poison saga only while neither is a suspect yet (two deaths at
+ * most; saga.max_claims is at least 2), and a suspect held behind the running one is not charged
+ * with that one's death (begin leaves it "started" 0; it is marked 1 just before it runs, see
+ * saga_lua_begin). New and once-claimed sagas run side by side as usual.
  */
 #define SUSPECT_CLAIMS 2
 /* Stage writes queued on the engine's connection beyond which no new work is read or claimed. */
@@ -85,6 +87,7 @@ struct saga_engine {
 static void read_more(saga_engine_t *e);
 static void maybe_free(saga_engine_t *e);
 static void next_suspect(saga_engine_t *e);
+static void suspect_go(saga_run_t *run);
 static void begin_entry(saga_engine_t *e, const char *entry_id, const char *saga_id,
                         bool claimed);
 
@@ -234,10 +237,39 @@ static void on_begin(const redisReply *reply, const char *err, void *data)
         e->held_tail = run;
         return;
     }
-    if (run->suspect)
+    if (run->suspect) {
         e->suspect_on = true;
+        suspect_go(run);
+        return;
+    }
     e->stats.started++;
     saga_run_go(run);
+}
+
+static void on_suspect_started(const redisReply *reply, const char *err, void *data)
+{
+    saga_run_t *run = data;
+    saga_engine_t *e = run->engine;
+    if (e->closing || err || reply == NULL || reply->type == REDIS_REPLY_ERROR) {
+        /* Not marked: a death during the run would not count against the saga, so it does not
+         * run; its entry stays pending for a claim. */
+        saga_engine_run_done(e, run);
+        return;
+    }
+    e->stats.started++;
+    saga_run_go(run);
+}
+
+/* A suspect runs only once its saga says it started ("started" 1; begin left it 0): should
+ * this process die during the run, the claim that follows counts against the saga. */
+static void suspect_go(saga_run_t *run)
+{
+    saga_engine_t *e = run->engine;
+    char saga_key[96];
+    snprintf(saga_key, sizeof saga_key, STORE_KEY_SAGA_FMT, run->saga_id);
+    const char *argv[] = {"HSET", saga_key, "started", "1"};
+    if (store_command_argv(saga_engine_store(e), 4, argv, NULL, on_suspect_started, run) != 0)
+        saga_engine_run_done(e, run);
 }
 
 /* The suspect that was on has ended: start the next one held, if any. */
@@ -254,8 +286,7 @@ static void next_suspect(saga_engine_t *e)
     run->held_next = NULL;
     e->suspect_on = true;
     run->stage_started = uv_now(e->loop);
-    e->stats.started++;
-    saga_run_go(run);
+    suspect_go(run);
 }
 
 /* Begin one stream entry (new or claimed). */
@@ -283,16 +314,17 @@ static void begin_entry(saga_engine_t *e, const char *entry_id, const char *saga
     e->runs.next = run;
     e->running++;
 
-    char saga_key[96], now[24], iso[TIME_ISO_LEN], claims[16], retention[24];
+    char saga_key[96], now[24], iso[TIME_ISO_LEN], claims[16], retention[24], suspect[16];
     snprintf(saga_key, sizeof saga_key, STORE_KEY_SAGA_FMT, saga_id);
     int64_t now_ms = time_now_ms();
     snprintf(now, sizeof now, "%lld", (long long)now_ms);
     time_format_iso(now_ms, iso);
     snprintf(claims, sizeof claims, "%d", (*e->cfgp)->saga_max_claims);
     snprintf(retention, sizeof retention, "%ld", (*e->cfgp)->saga_retention_s);
+    snprintf(suspect, sizeof suspect, "%d", SUSPECT_CLAIMS);
     const char *argv[] = {saga_key, STORE_KEY_STREAM, saga_id, e->consumer, entry_id, now,
-                          claimed ? "1" : "0", claims, iso, retention};
-    if (store_evalsha(saga_engine_store(e), &saga_lua_begin, 2, 10, argv, NULL, on_begin, run) !=
+                          claimed ? "1" : "0", claims, iso, retention, suspect};
+    if (store_evalsha(saga_engine_store(e), &saga_lua_begin, 2, 11, argv, NULL, on_begin, run) !=
         0) {
         run->prev->next = run->next;
         run->next->prev = run->prev;
