@@ -103,8 +103,10 @@ static void on_request(httpd_req_t *req, void *data)
         return;
     }
     req->route_name = route->path;
-    snprintf(req->route_param, sizeof req->route_param, "%s",
-             strchr(route->path, '{') ? param : "");
+    const char *rp = strchr(route->path, '{') ? param : "";
+    size_t rn = strnlen(rp, sizeof req->route_param - 1);
+    memcpy(req->route_param, rp, rn);
+    req->route_param[rn] = '\0';
     /* Ids are stored lower-case; accept them in any case. */
     for (char *p = req->route_param; *p; p++)
         if (*p >= 'A' && *p <= 'F')

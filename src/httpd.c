@@ -37,6 +37,8 @@ struct httpd_conn {
     httpd_t *h;
     uv_tcp_t tcp;
     uv_timer_t timer;
+    uint64_t deadline; /* loop time (ms) the phase's timeout expires at; 0: none (PH_BUSY) */
+    uint64_t armed_at; /* loop time the timer, when active, fires at */
     int open_handles;
     llhttp_t parser;
     buf_t inbuf;         /* bytes received but not yet parsed, from inoff on */
@@ -181,6 +183,15 @@ int httpd_query_get(const char *query, const char *name, char *out, size_t size)
 static void on_conn_timer(uv_timer_t *t)
 {
     httpd_conn_t *c = t->data;
+    if (c->deadline == 0)
+        return; /* busy with the handler: no timeout of ours */
+    uint64_t now = uv_now(c->h->loop);
+    if (now < c->deadline) {
+        /* The deadline moved later since the timer was armed (see conn_set_phase). */
+        c->armed_at = c->deadline;
+        uv_timer_start(&c->timer, on_conn_timer, c->deadline - now, 0);
+        return;
+    }
     if (c->phase == PH_WRITE) {
         conn_close(c);
         return;
@@ -193,6 +204,12 @@ static void on_conn_timer(uv_timer_t *t)
     conn_close(c);
 }
 
+/*
+ * Each phase has its own deadline. A request moves a connection through three or four phases,
+ * so instead of re-arming the timer (a heap removal and insertion) at each, the timer is armed
+ * only when the new deadline is earlier than the one it is armed for; one armed for an earlier
+ * time re-arms itself for the rest when it fires (on_conn_timer). Timeouts fire on time.
+ */
 static void conn_set_phase(httpd_conn_t *c, conn_phase_t phase)
 {
     c->phase = phase;
@@ -208,14 +225,18 @@ static void conn_set_phase(httpd_conn_t *c, conn_phase_t phase)
         ms = c->h->lim.body_timeout_ms;
         break;
     case PH_BUSY:
-        uv_timer_stop(&c->timer);
+        c->deadline = 0;
         return;
     case PH_WRITE:
         /* A client that never reads its answers must not hold a slot forever. */
         ms = c->h->lim.body_timeout_ms;
         break;
     }
-    uv_timer_start(&c->timer, on_conn_timer, (uint64_t)ms, 0);
+    c->deadline = uv_now(c->h->loop) + (uint64_t)ms;
+    if (!uv_is_active((uv_handle_t *)&c->timer) || c->armed_at > c->deadline) {
+        c->armed_at = c->deadline;
+        uv_timer_start(&c->timer, on_conn_timer, (uint64_t)ms, 0);
+    }
 }
 
 /* ---------------------------------------------------------------- requests */
@@ -421,19 +442,43 @@ static void conn_write(httpd_conn_t *c, const char *data, size_t len, bool final
     }
 }
 
+/* n in decimal, appended (printf costs more than the rest of a small answer). */
+static void append_dec(buf_t *out, size_t n)
+{
+    char d[24];
+    size_t i = sizeof d;
+    do {
+        d[--i] = (char)('0' + n % 10);
+        n /= 10;
+    } while (n > 0);
+    buf_append(out, d + i, sizeof d - i);
+}
+
 static void build_response(buf_t *out, int status, const char *content_type,
                            const char *extra_headers, const char *request_id, bool keep_alive,
                            const char *body, size_t body_len)
 {
-    buf_printf(out, "HTTP/1.1 %d %s\r\n", status, httpd_status_text(status));
-    if (!extra_headers || strncasecmp(extra_headers, "content-type:", 13) != 0)
-        buf_printf(out, "Content-Type: %s\r\n", content_type ? content_type : "application/json");
+    buf_reserve(out, 256 + body_len);
+    buf_append_str(out, "HTTP/1.1 ");
+    append_dec(out, (size_t)(status > 0 ? status : 0));
+    buf_append_str(out, " ");
+    buf_append_str(out, httpd_status_text(status));
+    if (!extra_headers || strncasecmp(extra_headers, "content-type:", 13) != 0) {
+        buf_append_str(out, "\r\nContent-Type: ");
+        buf_append_str(out, content_type ? content_type : "application/json");
+    }
+    buf_append_str(out, "\r\n");
     if (extra_headers)
         buf_append_str(out, extra_headers);
-    if (request_id && request_id[0])
-        buf_printf(out, "X-Request-Id: %s\r\n", request_id);
-    buf_printf(out, "Content-Length: %zu\r\n", body_len);
-    buf_append_str(out, keep_alive ? "Connection: keep-alive\r\n\r\n" : "Connection: close\r\n\r\n");
+    if (request_id && request_id[0]) {
+        buf_append_str(out, "X-Request-Id: ");
+        buf_append_str(out, request_id);
+        buf_append_str(out, "\r\n");
+    }
+    buf_append_str(out, "Content-Length: ");
+    append_dec(out, body_len);
+    buf_append_str(out, keep_alive ? "\r\nConnection: keep-alive\r\n\r\n"
+                                   : "\r\nConnection: close\r\n\r\n");
     buf_append(out, body, body_len);
 }
 
