@@ -1398,16 +1398,9 @@ static void test_finished_state_is_bounded(void **state)
  * timings. */
 static json_t *make_overrides(void)
 {
-    char *text = harness_fixture_read("configs/gateway.json", NULL);
-    if (text == NULL)
+    json_t *tenants = harness_fixture_tenants();
+    if (tenants == NULL)
         return NULL;
-    json_error_t err;
-    json_t *cfg = json_loads(text, JSON_REJECT_DUPLICATES, &err);
-    free(text);
-    if (cfg == NULL)
-        return NULL;
-    json_t *tenants = json_deep_copy(json_object_get(cfg, "tenants"));
-    json_decref(cfg);
     size_t i;
     json_t *t;
     json_array_foreach(tenants, i, t)

@@ -838,13 +838,9 @@ static void test_cut_multibyte_messages(void **state)
 
 static json_t *make_overrides(void)
 {
-    char *text = harness_fixture_read("configs/gateway.json", NULL);
-    json_t *cfg = text ? json_loads(text, 0, NULL) : NULL;
-    free(text);
-    if (cfg == NULL)
+    json_t *tenants = harness_fixture_tenants();
+    if (tenants == NULL)
         return NULL;
-    json_t *tenants = json_deep_copy(json_object_get(cfg, "tenants"));
-    json_decref(cfg);
     size_t i;
     json_t *t;
     json_array_foreach(tenants, i, t)
