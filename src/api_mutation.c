@@ -301,8 +301,7 @@ void api_mutation(struct app *app, httpd_req_t *req, const route_t *route,
     }
     json_decref(errors);
 
-    store_t *intake_store = app_intake_store(app);
-    if (intake_store == NULL) {
+    if (!intake_ready(app->intake)) {
         json_decref(norm);
         httpd_respond_detail(req, 503, "Service unavailable: Redis is not reachable",
                              "Retry-After: 1\r\n");
@@ -454,7 +453,7 @@ void api_mutation(struct app *app, httpd_req_t *req, const route_t *route,
     op->app = app;
     op->saga_type = saga_types[kind];
     op->response = response;
-    int rc = intake_submit(intake_store, &rec, on_intake, op);
+    int rc = intake_submit(app->intake, &rec, on_intake, op);
     free(order_json);
     free(canon);
     free(instance);

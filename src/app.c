@@ -21,27 +21,13 @@
 #include <string.h>
 #include <unistd.h>
 
-/* The next ready intake connection, round-robin; NULL when none is. */
-store_t *app_intake_store(app_t *app)
-{
-    for (int i = 0; i < app->n_intake_stores; i++) {
-        store_t *s = app->intake_stores[app->intake_next++ % (unsigned)app->n_intake_stores];
-        if (store_ready(s))
-            return s;
-    }
-    return NULL;
-}
-
 bool app_ready(const app_t *app, const char **reason)
 {
     if (app->draining) {
         *reason = "draining";
         return false;
     }
-    bool intake = false;
-    for (int i = 0; i < app->n_intake_stores && !intake; i++)
-        intake = store_ready(app->intake_stores[i]);
-    if (!intake || !store_ready(app->store) || !store_ready(app->saga_store) ||
+    if (!intake_ready(app->intake) || !store_ready(app->store) || !store_ready(app->saga_store) ||
         !store_ready(app->block_store)) {
         *reason = "redis unavailable";
         return false;
@@ -246,6 +232,7 @@ static void app_stop(app_t *app)
     saga_engine_close(app->engine, NULL, NULL);
     notifier_close(app->notifier);
     outhttp_close(app->http, NULL, NULL);
+    intake_close(app->intake); /* its last batch fails with the stores, below */
     store_close(app->store, on_store_closed, app);
     store_close(app->saga_store, on_store_closed, app);
     for (int i = 0; i < app->n_intake_stores; i++) {
@@ -354,11 +341,10 @@ int app_serve(const char *config_path)
      * single connection caps intake at what fits in 16 KiB per fsync. */
     app.n_intake_stores = app.cfg->redis_pool;
     app.intake_stores = cr_calloc((size_t)app.n_intake_stores, sizeof *app.intake_stores);
-    for (int i = 0; i < app.n_intake_stores; i++) {
+    for (int i = 0; i < app.n_intake_stores; i++)
         app.intake_stores[i] =
             store_new(app.loop, app.cfg->redis_url, app.cfg->redis_command_timeout_ms);
-        intake_init(app.intake_stores[i]);
-    }
+    app.intake = intake_new(app.loop, app.intake_stores, (size_t)app.n_intake_stores);
     app.stage_stores = cr_calloc((size_t)app.n_intake_stores, sizeof *app.stage_stores);
     for (int i = 0; i < app.n_intake_stores; i++)
         app.stage_stores[i] =
@@ -397,6 +383,7 @@ int app_serve(const char *config_path)
         saga_engine_close(app.engine, NULL, NULL);
         notifier_close(app.notifier);
         outhttp_close(app.http, NULL, NULL);
+        intake_close(app.intake);
         store_close(app.store, NULL, NULL);
         store_close(app.saga_store, NULL, NULL);
         for (int i = 0; i < app.n_intake_stores; i++) {

@@ -9,6 +9,7 @@
 
 #include "config.h"
 #include "httpd.h"
+#include "intake.h"
 #include "metrics.h"
 #include "outhttp.h"
 #include "saga.h"
@@ -26,10 +27,10 @@ typedef struct app {
     char *config_path;
     store_t *store;       /* intake, reads, admin */
     store_t *saga_store;  /* chores of the saga engine */
-    store_t **intake_stores; /* redis.pool connections for intake writes, round-robin */
+    store_t **intake_stores; /* redis.pool connections for intake writes */
     int n_intake_stores;
     store_t **stage_stores; /* redis.pool connections for saga stage writes */
-    unsigned intake_next;
+    intake_t *intake;     /* batches intake writes over intake_stores */
     store_t *block_store; /* blocking stream reads only */
     outhttp_t *http;
     notifier_t *notifier;
@@ -76,7 +77,6 @@ int app_reload(app_t *app, app_reload_cb cb, void *data);
 void app_metrics_init(app_t *app);
 
 /* Is the process ready for traffic (Redis reachable, not draining)? reason gets why not. */
-store_t *app_intake_store(app_t *app);
 bool app_ready(const app_t *app, const char **reason);
 
 #endif

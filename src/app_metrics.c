@@ -110,6 +110,20 @@ static double c_redis_timeouts(void *data)
     return (double)stores_total(data).timeouts;
 }
 
+static double c_intake_batches(void *data)
+{
+    intake_stats_t st;
+    intake_stats_get(((app_t *)data)->intake, &st);
+    return (double)st.batches;
+}
+
+static double c_intake_requests(void *data)
+{
+    intake_stats_t st;
+    intake_stats_get(((app_t *)data)->intake, &st);
+    return (double)st.requests;
+}
+
 static double g_ready(void *data)
 {
     const char *why;
@@ -199,6 +213,13 @@ void app_metrics_init(app_t *app)
     metrics_counter_bind(metrics_counter(m, "crossroads_redis_timeouts_total",
                                          "Redis commands failed by the command timeout.", NULL),
                          NULL, c_redis_timeouts, app);
+    metrics_counter_bind(metrics_counter(m, "crossroads_intake_batches_total",
+                                         "Intake writes sent to Redis (one EVALSHA each).",
+                                         NULL),
+                         NULL, c_intake_batches, app);
+    metrics_counter_bind(metrics_counter(m, "crossroads_intake_batched_requests_total",
+                                         "Requests in those writes.", NULL),
+                         NULL, c_intake_requests, app);
     metrics_gauge_callback(m, "crossroads_ready", "1 when ready for traffic (GET /readyz).",
                            g_ready, app);
     metrics_counter_bind(metrics_counter(m, "crossroads_notifications_sent_total",

@@ -1,20 +1,28 @@
 /*
  * intake.h - the durable intake write: the one place a mutation becomes a stored saga.
  *
- * One EVALSHA of a Lua script writes, atomically, the saga stream entry, the saga record, its
+ * A Lua script writes, atomically for each request, the saga stream entry, the saga record, its
  * first history entry and (when the client sent an Idempotency-Key) the idempotency record,
- * after checking that record for a repeat or a clash. The same script resolves the order the
+ * after checking that record for a repeat or a clash. The requests submitted in one loop
+ * iteration go to Redis as one EVALSHA (a batch, bounded in bytes so Redis reads it in one pass),
+ * on the next of the redis.pool connections: per request, Redis then runs one script call
+ * instead of several and one ZADD per index instead of five. The same script resolves the order the
  * request names (by id, or by the caller's order number) and appends the saga to that order's
  * queue, so the order of mutations on one order is the order Redis accepted them, whichever
  * gateway process took them; a create makes the order record and its number indexes. Only a reply from Redis makes a saga
  * "accepted"; a failure or timeout leaves its outcome to the client's idempotent retry.
  *
- * Owns: the script. Must not: answer HTTP (the caller does, from the callback).
+ * Owns: the script, the batch being filled and a check handle that sends it when the loop
+ * iteration ends. Must not: answer HTTP (the caller does, from the callback).
  */
 #ifndef CR_INTAKE_H
 #define CR_INTAKE_H
 
 #include "store.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
 
 typedef struct intake_rec {
     const char *saga_id;
@@ -48,10 +56,29 @@ typedef enum {
 typedef void (*intake_cb)(intake_result_t result, const char *response, size_t response_len,
                           void *data);
 
-/* Register the intake script with the store (before store_start). */
-void intake_init(store_t *store);
+typedef struct intake intake_t;
 
-/* Write rec. Returns 0 and calls cb later, or a negative code (store not ready) without cb. */
-int intake_submit(store_t *store, const intake_rec_t *rec, intake_cb cb, void *data);
+typedef struct intake_stats {
+    uint64_t batches;  /* EVALSHA calls sent */
+    uint64_t requests; /* requests in them */
+} intake_stats_t;
+
+/* Batch intake writes over stores (round-robin per batch); registers the script with each, so
+ * call it before store_start(). */
+intake_t *intake_new(uv_loop_t *loop, store_t *const *stores, size_t n_stores);
+
+/* At least one of the stores is ready. */
+bool intake_ready(const intake_t *in);
+
+/*
+ * Add rec to the batch (its strings are copied at once). Returns 0 and calls cb exactly once
+ * later (never from within this call), or a negative code when no store is ready, without cb.
+ */
+int intake_submit(intake_t *in, const intake_rec_t *rec, intake_cb cb, void *data);
+
+void intake_stats_get(const intake_t *in, intake_stats_t *out);
+
+/* Send what is batched, then free (the stores stay the caller's; close them after this). */
+void intake_close(intake_t *in);
 
 #endif

@@ -198,7 +198,7 @@ static int send_formatted(store_t *s, const char *cmd, size_t len, store_reply_c
  * reused: the loop is single-threaded and hiredis copies the command before we return. */
 static buf_t g_fmt;
 
-static void resp_len(char kind, size_t n)
+void store_resp_len(buf_t *b, char kind, size_t n)
 {
     char tmp[24];
     size_t i = sizeof tmp;
@@ -209,14 +209,14 @@ static void resp_len(char kind, size_t n)
         n /= 10;
     } while (n > 0);
     tmp[--i] = kind;
-    buf_append(&g_fmt, tmp + i, sizeof tmp - i);
+    buf_append(b, tmp + i, sizeof tmp - i);
 }
 
-static void resp_arg(const char *arg, size_t len)
+void store_resp_arg(buf_t *b, const char *arg, size_t len)
 {
-    resp_len('$', len);
-    buf_append(&g_fmt, arg, len);
-    buf_append(&g_fmt, "\r\n", 2);
+    store_resp_len(b, '$', len);
+    buf_append(b, arg, len);
+    buf_append(b, "\r\n", 2);
 }
 
 /* Formats prefix (npre strings) followed by argv into g_fmt and sends it. */
@@ -225,11 +225,11 @@ static int send_parts(store_t *s, int npre, const char *const *pre, const size_t
                       void *data, bool last_handshake)
 {
     buf_reset(&g_fmt);
-    resp_len('*', (size_t)npre + (size_t)argc);
+    store_resp_len(&g_fmt, '*', (size_t)npre + (size_t)argc);
     for (int i = 0; i < npre; i++)
-        resp_arg(pre[i], prelen[i]);
+        store_resp_arg(&g_fmt, pre[i], prelen[i]);
     for (int i = 0; i < argc; i++)
-        resp_arg(argv[i], argvlen ? argvlen[i] : strlen(argv[i]));
+        store_resp_arg(&g_fmt, argv[i], argvlen ? argvlen[i] : strlen(argv[i]));
     return send_formatted(s, g_fmt.data, g_fmt.len, cb, data, last_handshake);
 }
 

@@ -17,6 +17,8 @@
 #ifndef CR_STORE_H
 #define CR_STORE_H
 
+#include "util/buf.h"
+
 #include <hiredis/hiredis.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -78,6 +80,10 @@ int store_command_argv(store_t *s, int argc, const char **argv, const size_t *ar
 /* As store_command_argv, for a command already in the Redis protocol (redisFormatCommand). */
 int store_command_formatted(store_t *s, const char *cmd, size_t len, store_reply_cb cb,
                             void *data);
+
+/* The Redis protocol: append "<kind><n>\r\n" (kind '*' or '$'), or one bulk string, to b. */
+void store_resp_len(buf_t *b, char kind, size_t n);
+void store_resp_arg(buf_t *b, const char *arg, size_t len);
 
 /* EVALSHA of a registered script: keys then args (argv holds numkeys keys, then the args). */
 int store_evalsha(store_t *s, const store_script_t *script, int numkeys, int argc,
