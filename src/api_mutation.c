@@ -18,6 +18,7 @@
 #include "util/buf.h"
 #include "util/cr.h"
 #include "util/crypto.h"
+#include "util/jsonw.h"
 #include "util/timefmt.h"
 #include "validate.h"
 
@@ -58,7 +59,7 @@ static const char *const titles[] = {
 
 void api_respond_json(httpd_req_t *req, int status, const json_t *body, const char *extra_headers)
 {
-    char *s = json_dumps(body, JSON_COMPACT);
+    char *s = jsonw_dumps(body, JSON_COMPACT);
     if (s == NULL) {
         /* Only a bug can get here (every string we build is valid UTF-8); answer, never crash. */
         httpd_respond_detail(req, 500, "Internal error while encoding the answer", NULL);
@@ -321,7 +322,7 @@ void api_mutation(struct app *app, httpd_req_t *req, const route_t *route,
     const char *known_order_id;
     /* The fingerprint decides "same request" for Idempotency-Key repeats: the route, the
      * destination, the instance and the canonical body (key order and spacing do not count). */
-    char *canon = json_dumps(norm, JSON_COMPACT | JSON_SORT_KEYS);
+    char *canon = jsonw_dumps(norm, JSON_COMPACT | JSON_SORT_KEYS);
     buf_t fp = {0};
     buf_printf(&fp, "fp1\n%s\n%s\n%s%s\n", route->path, dest->name, instance ? "i:" : "-",
                instance ? instance : "");
@@ -342,7 +343,7 @@ void api_mutation(struct app *app, httpd_req_t *req, const route_t *route,
         crypto_oid(order_id);
         json_object_set_new(norm, "order_id", json_string(order_id));
         free(canon);
-        canon = json_dumps(norm, JSON_COMPACT | JSON_SORT_KEYS);
+        canon = jsonw_dumps(norm, JSON_COMPACT | JSON_SORT_KEYS);
         known_order_id = order_id;
         order_number = json_string_value(json_object_get(norm, "order_number"));
     } else {
@@ -371,7 +372,7 @@ void api_mutation(struct app *app, httpd_req_t *req, const route_t *route,
     buf_append_str(&rb, "\"");
     if (kind == VAL_UPDATE_STATUS) {
         json_t *echo = status_update_echo(norm);
-        char *echo_s = json_dumps(echo, JSON_COMPACT);
+        char *echo_s = jsonw_dumps(echo, JSON_COMPACT);
         buf_append_str(&rb, ",\"status_update\":");
         buf_append_str(&rb, echo_s ? echo_s : "null");
         free(echo_s);
@@ -430,7 +431,7 @@ void api_mutation(struct app *app, httpd_req_t *req, const route_t *route,
     char *order_json = NULL;
     if (kind == VAL_CREATE) {
         /* The order record starts with the create; every value is a string (a Redis hash). */
-        char *lines = json_dumps(json_object_get(norm, "lines"), JSON_COMPACT);
+        char *lines = jsonw_dumps(json_object_get(norm, "lines"), JSON_COMPACT);
         json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s,"
                               " s:s, s:s, s:s}",
                               "order_id", order_id, "origin_tenant", caller->name,
@@ -443,7 +444,7 @@ void api_mutation(struct app *app, httpd_req_t *req, const route_t *route,
                                            ? json_string_value(json_object_get(norm, "notes"))
                                            : "",
                               "bols", "[]", "drops", "[]", "created_at", now, "updated_at", now);
-        order_json = json_dumps(o, JSON_COMPACT);
+        order_json = jsonw_dumps(o, JSON_COMPACT);
         json_decref(o);
         free(lines);
         rec.order_json = order_json;

@@ -5,6 +5,7 @@
 
 #include "util/buf.h"
 #include "util/crypto.h"
+#include "util/jsonw.h"
 #include "util/timefmt.h"
 
 #include <string.h>
@@ -78,17 +79,11 @@ static void member_derived(buf_t *b, bool first, const char *key, const char *ki
     member_str(b, first, key, name ? hex : NULL);
 }
 
-static int dump_to_buf(const char *data, size_t size, void *b)
-{
-    buf_append(b, data, size);
-    return 0;
-}
-
 /* A stolen object member: {} when NULL. */
 static void member_json(buf_t *b, const char *key, json_t *value)
 {
     member_raw(b, key, "");
-    if (value == NULL || json_dump_callback(value, dump_to_buf, b, JSON_COMPACT) != 0)
+    if (value == NULL || jsonw_append(b, value, JSON_COMPACT) != 0)
         buf_append(b, "{}", 2);
     json_decref(value);
 }

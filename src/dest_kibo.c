@@ -10,6 +10,7 @@
 #include "dest.h"
 
 #include "util/buf.h"
+#include "util/jsonw.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -70,7 +71,7 @@ static dest_outcome_t build(const dest_ctx_t *ctx, json_t **out, char *msg, size
         json_object_set_new(body, "dispositionOtherReason",
                             json_string(reason && *reason ? reason : DEFAULT_REASON));
     }
-    char *text = json_dumps(body, JSON_COMPACT);
+    char *text = jsonw_dumps(body, JSON_COMPACT);
     json_decref(body);
     buf_t url = {0}, tenant = {0};
     buf_printf(&url, "%s/api/v2/order/action/cancel", ctx->cp->connector.url);

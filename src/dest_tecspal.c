@@ -11,6 +11,7 @@
 #include "dest.h"
 
 #include "util/buf.h"
+#include "util/jsonw.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -46,7 +47,7 @@ static dest_outcome_t build(const dest_ctx_t *ctx, json_t **out, char *msg, size
     json_t *body = json_pack("{s:{s:s, s:s}, s:s, s:s, s:s}", "data", "id", ctx->cp_order_number,
                              "companyCode", ctx->cp->connector.company_code, "request",
                              "orders/cancel", "vendor", "tecspal", "verb", "POST");
-    char *text = json_dumps(body, JSON_COMPACT);
+    char *text = jsonw_dumps(body, JSON_COMPACT);
     json_decref(body);
     buf_t url = {0};
     buf_printf(&url, "%s/orders/cancel", ctx->cp->connector.url);

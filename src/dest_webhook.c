@@ -11,6 +11,7 @@
 #include "dest.h"
 
 #include "util/buf.h"
+#include "util/jsonw.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -104,7 +105,7 @@ static dest_outcome_t build(const dest_ctx_t *ctx, json_t **out, char *msg, size
             return DEST_REJECTED;
         }
     }
-    char *text = json_dumps(body, JSON_COMPACT);
+    char *text = jsonw_dumps(body, JSON_COMPACT);
     json_decref(body);
     buf_t url = {0};
     buf_printf(&url, "%s/v1/order/%s", ctx->cp->connector.url, a);

@@ -17,6 +17,7 @@
 #include "util/buf.h"
 #include "util/cr.h"
 #include "util/crypto.h"
+#include "util/jsonw.h"
 #include "util/timefmt.h"
 
 #include <stdio.h>
@@ -90,7 +91,7 @@ static void notify_end(saga_run_t *run, const char *status, const char *message,
                              "message", message, "order_id", oid && *oid ? oid : NULL,
                              "order_number", num && *num ? num : NULL, "log",
                              log ? log : json_null());
-    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    char *text = body ? jsonw_dumps(body, JSON_COMPACT) : NULL;
     if (text != NULL)
         notify_send(n, t, text, run->cfg->saga_max_attempts, run->cfg->saga_retry_base_ms,
                     run->cfg->saga_retry_max_ms);
@@ -189,9 +190,9 @@ static void commit(saga_run_t *run, commit_args_t *a)
     if (strcmp(a->mode, "delay") != 0)
         hist = json_pack("{s:s, s:s, s:s}", "status", a->status, "date", iso, "message",
                          a->message);
-    char *hist_s = hist ? json_dumps(hist, JSON_COMPACT) : NULL;
+    char *hist_s = hist ? jsonw_dumps(hist, JSON_COMPACT) : NULL;
     char *log_s = a->log;
-    char *sh_s = a->status_hist ? json_dumps(a->status_hist, JSON_COMPACT) : NULL;
+    char *sh_s = a->status_hist ? jsonw_dumps(a->status_hist, JSON_COMPACT) : NULL;
     json_decref(hist);
     json_decref(a->status_hist);
 
@@ -582,9 +583,10 @@ static void stage_master(saga_run_t *run)
         finish(run, "error", msg, NULL, NULL);
         return;
     }
-    char *mapped_s = json_dumps(mapped, JSON_COMPACT);
+    char *mapped_s = jsonw_dumps(mapped, JSON_COMPACT);
     json_object_set_new(run->saga, "mapped", json_string(mapped_s));
-    json_decref(mapped);
+    json_decref(run->mapped_doc);
+    run->mapped_doc = mapped;
     commit_args_t a = {
         .status = "master_mapped",
         .mode = "step",
@@ -685,7 +687,8 @@ static void stage_destination(saga_run_t *run)
     const char *cp = sf(run, "counterparty");
     const cfg_tenant_t *cpt = tenant(run, cp);
     const cfg_tenant_t *caller = tenant(run, sf(run, "tenant"));
-    json_t *mapped = json_loads(sf(run, "mapped"), 0, NULL);
+    json_t *mapped = run->mapped_doc ? run->mapped_doc : json_loads(sf(run, "mapped"), 0, NULL);
+    run->mapped_doc = NULL;
     char msg[320] = "";
     if (cpt == NULL || caller == NULL || mapped == NULL) {
         json_decref(mapped);
@@ -748,7 +751,7 @@ static void stage_destination(saga_run_t *run)
         json_object_set_new(order_fields, "progress_status", json_string("no_progress"));
     } else if (strcmp(action, "update_status") == 0) {
         json_t *su = status_update_of(run, mapped);
-        char *su_s = json_dumps(su, JSON_COMPACT);
+        char *su_s = jsonw_dumps(su, JSON_COMPACT);
         json_object_set_new(order_fields, "progress_status",
                             json_copy(json_object_get(run->request, "progress_status")));
         json_object_set_new(order_fields, "status_update", json_string(su_s));
@@ -770,17 +773,18 @@ static void stage_destination(saga_run_t *run)
         json_object_set_new(item, "saga_id", json_string(run->saga_id));
         json_object_set_new(item, "recorded_at", json_string(iso));
         json_array_append_new(list, item);
-        char *s = json_dumps(list, JSON_COMPACT);
+        char *s = jsonw_dumps(list, JSON_COMPACT);
         json_object_set_new(order_fields, field, json_string(s));
         free(s);
         json_decref(list);
     }
     json_decref(mapped);
-    char *out_s = json_dumps(outbound, JSON_COMPACT);
+    char *out_s = jsonw_dumps(outbound, JSON_COMPACT);
     json_object_set_new(saga_fields, "outbound", json_string(out_s));
     json_object_set_new(run->saga, "outbound", json_string(out_s));
     free(out_s);
-    json_decref(outbound);
+    json_decref(run->outbound_doc);
+    run->outbound_doc = outbound;
 
     const char *m = "mapped to the counterparty; request built";
     char *log = run_log(run, "Order mapped to destination", "destination_mapped", m, NULL, NULL,
@@ -924,7 +928,8 @@ static void on_delivered(const outhttp_response_t *resp, void *data)
 
 static void stage_deliver(saga_run_t *run)
 {
-    json_t *out = json_loads(sf(run, "outbound"), 0, NULL);
+    json_t *out = run->outbound_doc ? run->outbound_doc : json_loads(sf(run, "outbound"), 0, NULL);
+    run->outbound_doc = NULL;
     const cfg_tenant_t *cpt = tenant(run, sf(run, "counterparty"));
     const dest_ops_t *ops = cpt ? dest_ops_for(cpt->connector.type) : NULL;
     if (out == NULL || ops == NULL) {

@@ -113,6 +113,10 @@ struct saga_run {
     json_t *saga;    /* the saga hash, field -> string */
     json_t *order;   /* the order hash, field -> string ({} when none) */
     json_t *request; /* the canonical request body */
+    /* The "mapped" and "outbound" fields as the stage that wrote them built them, kept for the
+     * next stage of this run so it need not parse the stored text again (NULL: parse it). */
+    json_t *mapped_doc;
+    json_t *outbound_doc;
     cfg_t *cfg;      /* reference held for the run */
     outhttp_xfer_t *xfer;
     uint64_t stage_started; /* uv_now() when the current stage began */

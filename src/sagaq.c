@@ -177,6 +177,8 @@ void saga_engine_run_done(saga_engine_t *e, saga_run_t *run)
     json_decref(run->saga);
     json_decref(run->order);
     json_decref(run->request);
+    json_decref(run->mapped_doc);
+    json_decref(run->outbound_doc);
     cfg_unref(run->cfg);
     free(run);
     if (release)
