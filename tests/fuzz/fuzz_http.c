@@ -16,11 +16,12 @@
  * The input is written in pieces whose sizes derive from the input, running the loop between
  * pieces, so every split of the head, the chunk framing and the body is reachable.
  *
- * What stands in for Redis. The link also wraps store_ready (always ready), store_evalsha and
- * app_reload. The intake script's EVALSHA is captured in memory (formatted as the Redis protocol
- * command it would be), checked, and answered later (from the harness loop, never re-entrantly)
- * with an outcome the input chooses: stored, idempotent repeat, key clash, duplicate order
- * number, timeout, or an error reply. Other scripts (reads, admin, retry) fail with
+ * What stands in for Redis. The link also wraps store_ready (always ready), store_evalsha,
+ * store_command_formatted and app_reload. intake.c's batched EVALSHA (one per loop iteration,
+ * already in the Redis protocol) is captured in memory, each of its requests checked, and it is
+ * answered later (from the harness loop, never re-entrantly)
+ * with outcomes the input chooses: per request stored, idempotent repeat, key clash or
+ * duplicate order number, or for the whole batch a timeout or an error reply. Other scripts (reads, admin, retry) fail with
  * STORE_ERR_DOWN, as they do with Redis down; a reload answers without touching the config.
  *
  * The request handler is app.c's on_request (static there; repeated here until app.c exports
@@ -69,6 +70,7 @@
 #include "metrics.h"
 #include "router.h"
 #include "store.h"
+#include "store_keys.h"
 #include "util/buf.h"
 #include "validate.h"
 
@@ -117,8 +119,12 @@ typedef struct deferred {
     store_reply_cb cb;
     void *data;
     const char *err;     /* D_STORE / D_INTAKE failure */
-    int outcome;         /* D_INTAKE: 0 stored, 1 repeat, 2 clash, 3 duplicate, 4 timeout, 5 error */
-    char *repeat_body;   /* D_INTAKE repeat: the first answer */
+    /* D_INTAKE, one batch: 4 timeout or 5 error reply for all of it, else -1 and per request
+     * 0 stored, 1 repeat, 2 clash, 3 duplicate */
+    int outcome;
+    int n;               /* requests in the batch */
+    int *outcomes;
+    char **repeat_bodies; /* per request, for a repeat: the first answer */
     app_reload_cb rcb;   /* D_RELOAD */
     int rstatus;
 } deferred_t;
@@ -221,49 +227,50 @@ static const char *const saga_types[] = {"order_cancel", "order_reset", "order_u
 static const val_kind_t saga_kinds[] = {VAL_CANCEL, VAL_RESET,  VAL_UPDATE_STATUS, VAL_CREATE,
                                         VAL_ACCEPT, VAL_BOL,    VAL_DROP};
 
-/* The intake command: layout and content as intake.c and api_mutation.c promise them. */
-static void check_intake(int numkeys, int argc, const char **argv)
+/*
+ * One request of an intake batch: layout and content as intake.c and api_mutation.c promise
+ * them. r: the field count N, 14 values (saga_id, type, tenant, idempotency key hash or "",
+ * fingerprint, ttl_s, response, history entry, dest, order_id, order_number, order JSON, now_ms,
+ * retention_s), then the N saga-hash strings.
+ */
+static void check_intake(int n, const char **r)
 {
-    FUZZ_CHECK(numkeys == 4 && argc >= 19, "intake argc %d numkeys %d", argc, numkeys);
-    const char *sid = argv[4], *type = argv[5], *tenant = argv[6], *fp = argv[7];
-    /* The saga hash's field/value pairs follow the fixed arguments and start with saga_id (the
-     * fixed part may grow: intake.c is edited; 13 arguments, then a retention, ...). */
-    int fstart = 17;
-    while (fstart + 1 < argc && !(strcmp(argv[fstart], "saga_id") == 0 &&
-                                  strcmp(argv[fstart + 1], sid) == 0))
-        fstart++;
-    FUZZ_CHECK(fstart + 1 < argc && (argc - fstart) % 2 == 0,
-               "intake: saga hash fields not found / odd (argc %d, start %d)", argc, fstart);
+    FUZZ_CHECK(n >= 15, "intake request with %d arguments", n);
+    int nf = atoi(r[0]);
+    FUZZ_CHECK(strspn(r[0], "0123456789") == strlen(r[0]) && nf >= 2 && nf % 2 == 0 &&
+                   nf == n - 15,
+               "intake field count '%s' for %d arguments", r[0], n);
+    const char *sid = r[1], *type = r[2], *tenant = r[3], *ihash = r[4], *fp = r[5];
+    const char **fields = r + 15;
+    FUZZ_CHECK(strcmp(fields[0], "saga_id") == 0 && strcmp(fields[1], sid) == 0,
+               "saga hash fields do not start with saga_id");
 
     FUZZ_CHECK(is_hex(sid, 24), "saga id '%s'", sid);
-    FUZZ_CHECK(strstr(argv[1], sid) && strstr(argv[2], sid), "saga keys do not name the saga");
     int kind = -1;
     for (int i = 0; i < 7; i++)
         if (strcmp(type, saga_types[i]) == 0)
             kind = (int)saga_kinds[i];
     FUZZ_CHECK(kind >= 0, "saga type '%s'", type);
     const cfg_tenant_t *t = cfg_tenant_find(app.cfg, tenant, strlen(tenant));
-    const cfg_tenant_t *dest = cfg_tenant_find(app.cfg, argv[11], strlen(argv[11]));
+    const cfg_tenant_t *dest = cfg_tenant_find(app.cfg, r[9], strlen(r[9]));
     FUZZ_CHECK(t != NULL, "intake for unknown tenant '%s'", tenant);
-    FUZZ_CHECK(dest != NULL && dest != t, "intake destination '%s'", argv[11]);
+    FUZZ_CHECK(dest != NULL && dest != t, "intake destination '%s'", r[9]);
     FUZZ_CHECK(is_hex(fp, 64), "fingerprint");
-    FUZZ_CHECK(strspn(argv[8], "0123456789") == strlen(argv[8]) && argv[8][0], "ttl");
-    json_t *resp = json_loads(argv[9], JSON_REJECT_DUPLICATES, NULL);
+    FUZZ_CHECK(strspn(r[6], "0123456789") == strlen(r[6]) && r[6][0], "ttl");
+    json_t *resp = json_loads(r[7], JSON_REJECT_DUPLICATES, NULL);
     const char *rs = json_string_value(json_object_get(resp, "status"));
     FUZZ_CHECK(json_is_object(resp) && rs && strcmp(rs, "pending") == 0,
-               "intake response: %.200s", argv[9]);
+               "intake response: %.200s", r[7]);
     json_decref(resp);
-    json_t *hist = json_loads(argv[10], JSON_REJECT_DUPLICATES, NULL);
-    FUZZ_CHECK(json_is_object(hist), "history entry: %.200s", argv[10]);
+    json_t *hist = json_loads(r[8], JSON_REJECT_DUPLICATES, NULL);
+    FUZZ_CHECK(json_is_object(hist), "history entry: %.200s", r[8]);
     json_decref(hist);
-    FUZZ_CHECK(argv[15][0] && strspn(argv[15], "0123456789") == strlen(argv[15]), "now_ms");
-    bool idem = strcmp(argv[16], "1") == 0;
-    FUZZ_CHECK(idem || strcmp(argv[16], "0") == 0, "has_idempotency '%s'", argv[16]);
-    FUZZ_CHECK(idem ? strcmp(argv[3], argv[1]) != 0 && strstr(argv[3], tenant) != NULL
-                    : strcmp(argv[3], argv[1]) == 0,
-               "idempotency key '%s'", argv[3]);
-    json_t *order = json_loads(argv[14], JSON_REJECT_DUPLICATES, NULL);
-    FUZZ_CHECK(json_is_object(order), "order_json: %.200s", argv[14]);
+    FUZZ_CHECK(r[13][0] && strspn(r[13], "0123456789") == strlen(r[13]), "now_ms");
+    FUZZ_CHECK(r[14][0] && strspn(r[14], "0123456789") == strlen(r[14]), "retention_s");
+    bool idem = ihash[0] != '\0';
+    FUZZ_CHECK(!idem || is_hex(ihash, 64), "idempotency key hash '%s'", ihash);
+    json_t *order = json_loads(r[12], JSON_REJECT_DUPLICATES, NULL);
+    FUZZ_CHECK(json_is_object(order), "order_json: %.200s", r[12]);
     const char *k;
     json_t *v;
     json_object_foreach(order, k, v)
@@ -274,23 +281,22 @@ static void check_intake(int numkeys, int argc, const char **argv)
     json_decref(order);
 
     const char *request = NULL, *rid = NULL, *ftenant = NULL, *fdest = NULL, *fidem = NULL;
-    for (int i = fstart; i + 1 < argc; i += 2) {
-        if (strcmp(argv[i], "request") == 0)
-            request = argv[i + 1];
-        else if (strcmp(argv[i], "request_id") == 0)
-            rid = argv[i + 1];
-        else if (strcmp(argv[i], "tenant") == 0)
-            ftenant = argv[i + 1];
-        else if (strcmp(argv[i], "dest") == 0)
-            fdest = argv[i + 1];
-        else if (strcmp(argv[i], "idempotency_key") == 0)
-            fidem = argv[i + 1];
+    for (int i = 0; i + 1 < nf; i += 2) {
+        if (strcmp(fields[i], "request") == 0)
+            request = fields[i + 1];
+        else if (strcmp(fields[i], "request_id") == 0)
+            rid = fields[i + 1];
+        else if (strcmp(fields[i], "tenant") == 0)
+            ftenant = fields[i + 1];
+        else if (strcmp(fields[i], "dest") == 0)
+            fdest = fields[i + 1];
+        else if (strcmp(fields[i], "idempotency_key") == 0)
+            fidem = fields[i + 1];
     }
     FUZZ_CHECK(request && rid && ftenant && fdest && fidem, "saga hash fields missing");
-    FUZZ_CHECK(strcmp(ftenant, tenant) == 0 && strcmp(fdest, argv[11]) == 0, "tenant/dest");
+    FUZZ_CHECK(strcmp(ftenant, tenant) == 0 && strcmp(fdest, r[9]) == 0, "tenant/dest");
     FUZZ_CHECK(request_id_ok(rid), "request_id '%.200s' stored", rid);
-    FUZZ_CHECK(idem ? is_hex(fidem, 64) && strstr(argv[3], fidem) : fidem[0] == '\0',
-               "idempotency_key field");
+    FUZZ_CHECK(strcmp(fidem, ihash) == 0, "idempotency_key field '%s'", fidem);
 
     /* The stored request is canonical: validating it again gives it back. */
     json_t *req = json_loads(request, JSON_REJECT_DUPLICATES, NULL);
@@ -319,44 +325,102 @@ int __wrap_store_evalsha(store_t *s, const store_script_t *script, int numkeys, 
                          const char **argv, const size_t *argvlen, store_reply_cb cb, void *data)
 {
     (void)s;
+    (void)script;
+    (void)numkeys;
+    (void)argc;
+    (void)argv;
     (void)argvlen;
     events++;
     deferred_t *d = calloc(1, sizeof *d);
     d->cb = cb;
     d->data = data;
-    if (strcmp(script->name, "intake") == 0) {
-        check_intake(numkeys, argc, argv);
-        /* Capture the command as the store would send it: EVALSHA sha numkeys keys... args... */
-        const char **full = malloc((size_t)(argc + 3) * sizeof *full);
-        char nk[16];
-        snprintf(nk, sizeof nk, "%d", numkeys);
-        full[0] = "EVALSHA";
-        full[1] = "0000000000000000000000000000000000000000";
-        full[2] = nk;
-        memcpy(full + 3, argv, (size_t)argc * sizeof *full);
-        char *cmd = NULL;
-        int len = redisFormatCommandArgv(&cmd, argc + 3, full, NULL);
-        FUZZ_CHECK(len > 0 && cmd != NULL, "intake command does not format");
-        buf_reset(&last_intake);
-        buf_append(&last_intake, cmd, (size_t)len);
-        if (verbose)
-            fprintf(stderr, "[intake command, %d bytes] %.*s\n", len, len > 2000 ? 2000 : len,
-                    cmd);
-        free(cmd);
-        free(full);
-        intakes_total++;
+    d->kind = D_STORE;
+    d->err = fuzz_rng_below(&cs.rng, 2) ? STORE_ERR_DOWN : STORE_ERR_TIMEOUT;
+    dq_push(d);
+    return 0;
+}
+
+/* The arguments of a command in the Redis protocol (pointers into a NUL-separated copy). */
+static int resp_args(const char *cmd, size_t len, char **copy, const char ***out)
+{
+    const char *p = cmd, *end = cmd + len;
+    FUZZ_CHECK(len > 3 && *p == '*', "command is not a multibulk");
+    long n = strtol(p + 1, NULL, 10);
+    FUZZ_CHECK(n > 0 && n < 100000, "command with %ld arguments", n);
+    p = memchr(p, '\n', (size_t)(end - p)) + 1;
+    char *buf = malloc(len + 1);
+    const char **args = malloc((size_t)n * sizeof *args);
+    char *w = buf;
+    for (long i = 0; i < n; i++) {
+        FUZZ_CHECK(p < end && *p == '$', "argument %ld is not a bulk string", i);
+        long l = strtol(p + 1, NULL, 10);
+        p = memchr(p, '\n', (size_t)(end - p)) + 1;
+        FUZZ_CHECK(l >= 0 && p + l + 2 <= end && p[l] == '\r' && p[l + 1] == '\n',
+                   "argument %ld framing", i);
+        memcpy(w, p, (size_t)l);
+        w[l] = '\0';
+        args[i] = w;
+        w += l + 1;
+        p += l + 2;
+    }
+    FUZZ_CHECK(p == end, "bytes after the command");
+    *copy = buf;
+    *out = args;
+    return (int)n;
+}
+
+/* intake.c sends its batches as formatted commands: EVALSHA sha 1 <stream> <n> then, per
+ * request, its field count, 14 values and the fields. Anything else fails like Redis down. */
+int __wrap_store_command_formatted(store_t *s, const char *cmd, size_t len, store_reply_cb cb,
+                                   void *data)
+{
+    (void)s;
+    events++;
+    deferred_t *d = calloc(1, sizeof *d);
+    d->cb = cb;
+    d->data = data;
+    char *copy;
+    const char **a;
+    int argc = resp_args(cmd, len, &copy, &a);
+    if (argc >= 5 && strcmp(a[0], "EVALSHA") == 0 && strcmp(a[2], "1") == 0 &&
+        strcmp(a[3], STORE_KEY_STREAM) == 0) {
+        int n = atoi(a[4]);
+        FUZZ_CHECK(n >= 1 && n <= 64, "intake batch of %d", n);
         d->kind = D_INTAKE;
-        d->outcome = (int)fuzz_rng_below(&cs.rng, 8);
-        if (d->outcome > 5)
-            d->outcome = 0; /* mostly stored */
-        if (d->outcome == 1)
-            d->repeat_body = strdup(argv[9]);
+        d->n = n;
+        d->outcomes = calloc((size_t)n, sizeof *d->outcomes);
+        d->repeat_bodies = calloc((size_t)n, sizeof *d->repeat_bodies);
+        int at = 5;
+        for (int j = 0; j < n; j++) {
+            FUZZ_CHECK(at + 15 <= argc, "intake batch: request %d of %d cut short", j, n);
+            int nf = atoi(a[at]);
+            FUZZ_CHECK(nf >= 0 && at + 15 + nf <= argc, "intake batch: request %d fields", j);
+            check_intake(15 + nf, a + at);
+            d->outcomes[j] = (int)fuzz_rng_below(&cs.rng, 6);
+            if (d->outcomes[j] > 3)
+                d->outcomes[j] = 0; /* mostly stored */
+            if (d->outcomes[j] == 1)
+                d->repeat_bodies[j] = strdup(a[at + 7]);
+            at += 15 + nf;
+        }
+        FUZZ_CHECK(at == argc, "intake batch: %d arguments after its requests", argc - at);
+        buf_reset(&last_intake);
+        buf_append(&last_intake, cmd, len);
+        if (verbose)
+            fprintf(stderr, "[intake command, %zu bytes] %.*s\n", len,
+                    len > 2000 ? 2000 : (int)len, cmd);
+        intakes_total += (uint64_t)n;
+        /* now and then the whole batch times out or Redis answers with an error */
+        uint32_t whole = fuzz_rng_below(&cs.rng, 8);
+        d->outcome = whole == 0 ? 4 : whole == 1 ? 5 : -1;
         if (d->outcome == 4)
             d->err = STORE_ERR_TIMEOUT;
     } else {
         d->kind = D_STORE;
-        d->err = fuzz_rng_below(&cs.rng, 2) ? STORE_ERR_DOWN : STORE_ERR_TIMEOUT;
+        d->err = STORE_ERR_DOWN;
     }
+    free(copy);
+    free(a);
     dq_push(d);
     return 0;
 }
@@ -481,36 +545,59 @@ static void deliver_one(deferred_t *d)
         d->rcb(d->rstatus, d->rstatus ? "fuzz.json: line 1 column 1: refused" : NULL, d->data);
         return;
     }
+    int before = cs.observed;
     if (d->kind == D_STORE || d->err) {
-        int before = cs.observed;
         d->cb(NULL, d->err, d->data);
-        if (d->kind == D_INTAKE && cs.observed == before + 1 && before < MAX_EXPECT)
-            cs.expect[before] = 503;
+        for (int j = 0; d->kind == D_INTAKE && j < d->n; j++)
+            if (cs.observed == before + d->n && before + j < MAX_EXPECT)
+                cs.expect[before + j] = 503;
         return;
     }
-    redisReply r0 = {0}, r1 = {0}, top = {0};
-    redisReply *els[2] = {&r0, &r1};
-    static const int status_of[] = {200, 200, 409, 409, 503, 503};
+    static const int status_of[] = {200, 200, 409, 409};
+    redisReply top = {0};
+    redisReply *pairs = calloc((size_t)d->n, 2 * sizeof *pairs);
+    redisReply **els = calloc((size_t)d->n, sizeof *els);
+    redisReply **pair_els = calloc((size_t)d->n * 2, sizeof *pair_els);
     if (d->outcome == 5) {
         top.type = REDIS_REPLY_ERROR;
         top.str = (char *)"NOSCRIPT No matching script";
         top.len = strlen(top.str);
     } else {
         top.type = REDIS_REPLY_ARRAY;
-        top.elements = 2;
+        top.elements = (size_t)d->n;
         top.element = els;
-        r0.type = REDIS_REPLY_INTEGER;
-        r0.integer = d->outcome;
-        r1.type = REDIS_REPLY_STRING;
-        r1.str = d->outcome == 1 ? d->repeat_body : (char *)(d->outcome == 0 ? "1-0" : "");
-        r1.len = strlen(r1.str);
+        for (int j = 0; j < d->n; j++) {
+            redisReply *r0 = &pairs[2 * j], *r1 = &pairs[2 * j + 1];
+            r0->type = REDIS_REPLY_INTEGER;
+            r0->integer = d->outcomes[j];
+            r1->type = REDIS_REPLY_STRING;
+            r1->str = d->outcomes[j] == 1 ? d->repeat_bodies[j]
+                                          : (char *)(d->outcomes[j] == 0 ? "1-0" : "");
+            r1->len = strlen(r1->str);
+            pair_els[2 * j] = r0;
+            pair_els[2 * j + 1] = r1;
+        }
     }
-    int before = cs.observed;
+    /* the per-request {code, value} arrays */
+    redisReply *arrays = calloc((size_t)d->n, sizeof *arrays);
+    for (int j = 0; j < d->n && top.type == REDIS_REPLY_ARRAY; j++) {
+        arrays[j].type = REDIS_REPLY_ARRAY;
+        arrays[j].elements = 2;
+        arrays[j].element = &pair_els[2 * j];
+        els[j] = &arrays[j];
+    }
     d->cb(&top, NULL, d->data);
-    if (cs.observed == before + 1 && before < MAX_EXPECT) {
-        cs.expect[before] = status_of[d->outcome];
-        cs.expect_replay[before] = d->outcome == 1;
+    /* Each request of the batch is answered in turn, one response each. */
+    if (cs.observed == before + d->n) {
+        for (int j = 0; j < d->n && before + j < MAX_EXPECT; j++) {
+            cs.expect[before + j] = d->outcome == 5 ? 503 : status_of[d->outcomes[j]];
+            cs.expect_replay[before + j] = d->outcome != 5 && d->outcomes[j] == 1;
+        }
     }
+    free(arrays);
+    free(pair_els);
+    free(els);
+    free(pairs);
 }
 
 static void deliver_deferred(void)
@@ -521,7 +608,10 @@ static void deliver_deferred(void)
         if (cs.dq == NULL)
             cs.dq_tail = &cs.dq;
         deliver_one(d);
-        free(d->repeat_body);
+        for (int j = 0; j < d->n; j++)
+            free(d->repeat_bodies[j]);
+        free(d->repeat_bodies);
+        free(d->outcomes);
         free(d);
     }
 }
@@ -816,6 +906,11 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     app.cfg = cfg;
     app.store = FAKE_STORE;
     app.block_store = FAKE_STORE;
+    /* Intake batches over a real store that never connects: store_ready and
+     * store_command_formatted are wrapped, so its batches are captured above. */
+    static store_t *intake_store;
+    intake_store = store_new(&loop, "redis://127.0.0.1:6379/0", 1000);
+    app.intake = intake_new(&loop, &intake_store, 1);
     app.metrics = metrics_new();
     static const double buckets[] = {0.0001, 0.001, 0.01, 0.1, 1};
     app.m.http_requests = metrics_counter(app.metrics, "crossroads_http_requests_total",
