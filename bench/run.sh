@@ -90,6 +90,8 @@ REDIS_PORT=$((PORT_BASE + 4))
 B="$BUILD_DIR/bench"
 CLK_TCK=$(getconf CLK_TCK)
 RUN_ID=$(date +%s)$$
+declare -A BODY_SIZE=() # per mix, filled by body_sizes (an associative array from the start: the
+                        # latency sub-command reads it before anything has filled it)
 
 log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }

@@ -33,6 +33,7 @@
 #include "notify.h"
 #include "outhttp.h"
 #include "store.h"
+#include "util/buf.h"
 
 #include <jansson.h>
 #include <stdbool.h>
@@ -117,6 +118,11 @@ struct saga_run {
      * next stage of this run so it need not parse the stored text again (NULL: parse it). */
     json_t *mapped_doc;
     json_t *outbound_doc;
+    /* Steps held for the next commit (saga.c: held_step): history and log entries, one JSON
+     * text per line, and the saga fields they set. */
+    buf_t held_hist;
+    buf_t held_logs;
+    json_t *held_fields;
     cfg_t *cfg;      /* reference held for the run */
     outhttp_xfer_t *xfer;
     uint64_t stage_started; /* uv_now() when the current stage began */

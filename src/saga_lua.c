@@ -108,7 +108,8 @@ store_script_t saga_lua_begin = {
 
 /*
  * KEYS: saga, history, stream.
- * ARGV: 1 saga_id, 2 epoch, 3 status, 4 history entry ("" none), 5 order log entry ("" none),
+ * ARGV: 1 saga_id, 2 epoch, 3 status, 4 history entries ("" none), 5 order log entries ("" none)
+ *       - one JSON text per line: steps held in the run are written with the next commit,
  *       6 now_ms, 7 order status-history entry ("" none), 8 mode, 9 mode argument,
  *       10 number of order field strings N, 11..10+N order field/value pairs, then saga
  *       field/value pairs.
@@ -142,10 +143,16 @@ store_script_t saga_lua_commit = {
         "if mode ~= 'step' then set[#set + 1] = 'stream_id'; set[#set + 1] = '' end\n"
         "for i = 11 + nord, #ARGV do set[#set + 1] = ARGV[i] end\n"
         "redis.call('HSET', KEYS[1], unpack(set))\n"
-        "if ARGV[4] ~= '' then redis.call('RPUSH', KEYS[2], ARGV[4]) end\n"
+        "local function push_lines(key, text)\n"
+        "  if text == '' then return end\n"
+        "  local t = {}\n"
+        "  for line in string.gmatch(text, '[^\\n]+') do t[#t + 1] = line end\n"
+        "  redis.call('RPUSH', key, unpack(t))\n"
+        "end\n"
+        "push_lines(KEYS[2], ARGV[4])\n"
         "if oid ~= '' then\n"
         "  local ok = P .. 'order:' .. oid\n"
-        "  if ARGV[5] ~= '' then redis.call('RPUSH', ok .. ':log', ARGV[5]) end\n"
+        "  push_lines(ok .. ':log', ARGV[5])\n"
         "  if ARGV[7] ~= '' then redis.call('RPUSH', ok .. ':status', ARGV[7]) end\n"
         "  if nord > 0 then\n"
         "    redis.call('HSET', ok, unpack(ARGV, 11, 10 + nord))\n"
