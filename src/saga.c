@@ -1,9 +1,10 @@
 /*
  * saga.c - the stage machine: one function per stage, each ending in one atomic commit
- * (saga_lua_commit) before the next stage starts (see saga.h for the table).
+ * (saga_lua_commit) before the next stage starts (see saga.h for the table); the steps into
+ * stages that do no I/O are held and written with the next commit (held_step).
  *
  * A run starts from whatever status Redis holds, so a saga claimed after a crash resumes at the
- * stage that did not commit. Stages compute from the run's cached saga and order hashes (the
+ * last stored status. Stages compute from the run's cached saga and order hashes (the
  * saga is the head of its order's queue, so nobody else changes that order's data meanwhile)
  * and from the configuration the run holds a reference to.
  */

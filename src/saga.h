@@ -13,9 +13,11 @@
  *   rejected           the counterparty's system, or an order rule, said no (terminal)
  *   error              mapping failed, no such order, or delivery kept failing (terminal)
  *
- * Every transition is one Lua script (saga_lua.c) that checks the run's epoch (a fencing token
- * taken when the saga is begun or claimed), then writes the status, a history entry, an order log
- * entry and any order effect together. A process that stalls past its claim and wakes up finds
+ * Every commit is one Lua script (saga_lua.c) that checks the run's epoch (a fencing token
+ * taken when the saga is begun or claimed), then writes the status, its history and order log
+ * entries and any order effect together. The steps to origin_mapped and master_mapped (no I/O)
+ * are written with the run's next commit, destination_mapped or the end, so a create's run
+ * makes three commits; each transition still has its own history and log entry. A process that stalls past its claim and wakes up finds
  * its epoch stale and stops without writing. Delivery is the only effect outside Redis; it
  * carries Idempotency-Key = saga id, so a re-delivery after a crash is recognisable.
  *
