@@ -246,8 +246,10 @@ static void flush(intake_t *in)
     b->n = in->n;
     memcpy(b->w, in->w, in->n * sizeof b->w[0]);
 
-    /* The head goes right before the arguments, in the room left for it. */
-    buf_t head = {0};
+    /* The head goes right before the arguments, in the room left for it (one buffer, reused:
+     * the loop is single-threaded). */
+    static buf_t head;
+    buf_reset(&head);
     char count[24];
     int count_len = snprintf(count, sizeof count, "%zu", in->n);
     store_resp_len(&head, '*', 5 + in->argc);
@@ -256,10 +258,11 @@ static void flush(intake_t *in)
     store_resp_arg(&head, "1", 1);
     store_resp_arg(&head, STORE_KEY_STREAM, sizeof STORE_KEY_STREAM - 1);
     store_resp_arg(&head, count, (size_t)count_len);
+    if (head.len > HEAD_ROOM)
+        abort(); /* at most ~110 bytes: 64 requests cannot have 10^8 arguments */
     char *start = in->cmd.data + HEAD_ROOM - head.len;
     memcpy(start, head.data, head.len);
     size_t len = in->cmd.len - (HEAD_ROOM - head.len);
-    buf_free(&head);
 
     in->stats.batches++;
     in->stats.requests += in->n;
