@@ -13,8 +13,8 @@
 # raw rows and logs in bench/results/raw/<date>-<sub>/ (not committed).
 #
 # Pinning (2 cores): the server under test (gateway or reference) on CPU 0; the load generator,
-# redis-server and the loopback destination on CPU 1. Override with SRV_CPU, LOAD_CPU,
-# REDIS_CPU, DEST_CPU. Every knob is an environment variable listed under "Knobs" below.
+# redis-server and the loopback destination on CPU 1; Redis's AOF-rewrite child (forked now and
+# then) on CPU 0. Override with SRV_CPU, LOAD_CPU, REDIS_CPU, REWRITE_CPU, DEST_CPU. Every knob is an environment variable listed under "Knobs" below.
 set -euo pipefail
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -27,7 +27,7 @@ case "$SUB" in
 esac
 KNOBS="QUICK DURATION REPS CONNS MIXES FSYNCS HEALTH_CONNS REFA_PASS BODY_BYTES WRK_THREADS WRK_TIMEOUT NOISE_MAX_PCT
   NOISE_RETRIES NOISE_WAIT SRV_CPU LOAD_CPU
-  REDIS_CPU DEST_CPU GW_LOG_LEVEL BENCH_PORT_BASE GW_BIN SKIP_BUILD SAGA_FSYNC SAGA_CONNS SAGA_DURATION
+  REDIS_CPU REWRITE_CPU DEST_CPU GW_LOG_LEVEL BENCH_PORT_BASE GW_BIN SKIP_BUILD SAGA_FSYNC SAGA_CONNS SAGA_DURATION
   DEST_DELAY_MS E2E_RATE E2E_DURATION OPENLOOP_CONNS LAT_MIX IDLE_CONNS SCALE_PROCS SCALE_MIX SCALE_CONNS
   SCALE_FSYNC SCALE_GW_CPUS STORED_COUNTS STORED_CONNS STORED_FSYNC"
 COMMAND_LINE="$(for v in $KNOBS; do if [ -n "${!v:-}" ]; then printf '%s=%q ' "$v" "${!v}"; fi; done)bench/run.sh $*"
@@ -51,6 +51,7 @@ NOISE_WAIT=${NOISE_WAIT:-5}                  #   after waiting this many seconds
 SRV_CPU=${SRV_CPU:-0}                        # gateway / reference server
 LOAD_CPU=${LOAD_CPU:-1}                      # wrk, openloop, idle_conns
 REDIS_CPU=${REDIS_CPU:-1}
+REWRITE_CPU=${REWRITE_CPU:-$SRV_CPU}         # Redis's AOF-rewrite child ("" leaves it with Redis)
 DEST_CPU=${DEST_CPU:-1}
 GW_LOG_LEVEL=${GW_LOG_LEVEL:-warn}           # access lines off (info would log every request)
 PORT_BASE=${BENCH_PORT_BASE:-18400}
@@ -201,6 +202,7 @@ start_redis() { # fsync
   REDIS_DIR=$(mktemp -d "$WORK/redis.XXXXXX")
   taskset -c "$REDIS_CPU" redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$REDIS_DIR" \
     --save '' --appendonly yes --appendfsync "$1" --daemonize no \
+    ${REWRITE_CPU:+--aof_rewrite_cpulist "$REWRITE_CPU"} \
     --logfile "$REDIS_DIR/redis.log" &
   REDIS_PID=$!
   track "$REDIS_PID"
@@ -321,7 +323,7 @@ machine_info() {
   echo "- load average at start: $LOAD_AT_START"
   echo "- tools: $(wrk --version 2>&1 | head -1 | cut -d' ' -f1-2), $(redis-server --version | cut -d' ' -f1-3)"
   echo "- command: \`$COMMAND_LINE\`"
-  echo "- pinning: server under test CPU $SRV_CPU; wrk/openloop CPU $LOAD_CPU; redis-server CPU $REDIS_CPU; destination CPU $DEST_CPU"
+  echo "- pinning: server under test CPU $SRV_CPU; wrk/openloop CPU $LOAD_CPU; redis-server CPU $REDIS_CPU; its AOF-rewrite child CPU ${REWRITE_CPU:-$REDIS_CPU}; destination CPU $DEST_CPU"
 }
 write_section() { # name file: results/<name>.md, then rebuild latest.md
   mkdir -p "$RESULTS"
