@@ -421,25 +421,52 @@ static void on_write(uv_write_t *w, int status)
         resume_reading(c);
 }
 
-static void conn_write(httpd_conn_t *c, const char *data, size_t len, bool final)
+/* Send a write request whose data is filled in (it is freed by on_write). */
+static void conn_send(httpd_conn_t *c, write_req_t *wr)
 {
-    write_req_t *wr = cr_malloc(sizeof *wr + len);
     wr->conn = c;
-    wr->final = final;
-    wr->len = len;
-    memcpy(wr->data, data, len);
-    uv_buf_t b = uv_buf_init(wr->data, (unsigned int)len);
-    if (final) {
+    uv_buf_t b = uv_buf_init(wr->data, (unsigned int)wr->len);
+    if (wr->final) {
         c->writing = true;
         conn_set_phase(c, PH_WRITE);
     }
     int rc = uv_write(&wr->w, (uv_stream_t *)&c->tcp, &b, 1, on_write);
     if (rc < 0) {
+        bool final = wr->final;
         free(wr);
         if (final)
             c->writing = false;
         conn_close(c);
     }
+}
+
+static void conn_write(httpd_conn_t *c, const char *data, size_t len, bool final)
+{
+    write_req_t *wr = cr_malloc(sizeof *wr + len);
+    wr->final = final;
+    wr->len = len;
+    memcpy(wr->data, data, len);
+    conn_send(c, wr);
+}
+
+/*
+ * A response is built in place after the head of its write request: the body is copied once,
+ * from the handler's buffer to the bytes libuv writes. out must be empty; conn_send_response
+ * takes its storage.
+ */
+static void response_start(buf_t *out, size_t body_len)
+{
+    buf_reserve(out, sizeof(write_req_t) + 256 + body_len);
+    out->len = sizeof(write_req_t);
+}
+
+static void conn_send_response(httpd_conn_t *c, buf_t *out)
+{
+    write_req_t *wr = (write_req_t *)(void *)out->data;
+    wr->final = true;
+    wr->len = out->len - sizeof(write_req_t);
+    *out = (buf_t){0};
+    conn_send(c, wr);
 }
 
 /* n in decimal, appended (printf costs more than the rest of a small answer). */
@@ -454,31 +481,39 @@ static void append_dec(buf_t *out, size_t n)
     buf_append(out, d + i, sizeof d - i);
 }
 
+/* A string literal appended without measuring it at run time. */
+#define APPEND_LIT(out, lit) buf_append((out), (lit), sizeof(lit) - 1)
+
 static void build_response(buf_t *out, int status, const char *content_type,
                            const char *extra_headers, const char *request_id, bool keep_alive,
                            const char *body, size_t body_len)
 {
-    buf_reserve(out, 256 + body_len);
-    buf_append_str(out, "HTTP/1.1 ");
+    APPEND_LIT(out, "HTTP/1.1 ");
     append_dec(out, (size_t)(status > 0 ? status : 0));
-    buf_append_str(out, " ");
+    APPEND_LIT(out, " ");
     buf_append_str(out, httpd_status_text(status));
     if (!extra_headers || strncasecmp(extra_headers, "content-type:", 13) != 0) {
-        buf_append_str(out, "\r\nContent-Type: ");
-        buf_append_str(out, content_type ? content_type : "application/json");
+        if (content_type == NULL) {
+            APPEND_LIT(out, "\r\nContent-Type: application/json");
+        } else {
+            APPEND_LIT(out, "\r\nContent-Type: ");
+            buf_append_str(out, content_type);
+        }
     }
-    buf_append_str(out, "\r\n");
+    APPEND_LIT(out, "\r\n");
     if (extra_headers)
         buf_append_str(out, extra_headers);
     if (request_id && request_id[0]) {
-        buf_append_str(out, "X-Request-Id: ");
+        APPEND_LIT(out, "X-Request-Id: ");
         buf_append_str(out, request_id);
-        buf_append_str(out, "\r\n");
+        APPEND_LIT(out, "\r\n");
     }
-    buf_append_str(out, "Content-Length: ");
+    APPEND_LIT(out, "Content-Length: ");
     append_dec(out, body_len);
-    buf_append_str(out, keep_alive ? "\r\nConnection: keep-alive\r\n\r\n"
-                                   : "\r\nConnection: close\r\n\r\n");
+    if (keep_alive)
+        APPEND_LIT(out, "\r\nConnection: keep-alive\r\n\r\n");
+    else
+        APPEND_LIT(out, "\r\nConnection: close\r\n\r\n");
     buf_append(out, body, body_len);
 }
 
@@ -511,13 +546,13 @@ void httpd_respond(httpd_req_t *req, int status, const char *content_type,
                 "saga_id", req->saga_id[0] ? req->saga_id : NULL, NULL);
     }
     buf_t out = {0};
+    response_start(&out, body_len);
     build_response(&out, status, content_type, extra_headers, req->request_id, keep_alive, body,
                    body_len);
     c->active = NULL;
     c->close_after_write = !keep_alive;
     req_free(req);
-    conn_write(c, out.data, out.len, true);
-    buf_free(&out);
+    conn_send_response(c, &out);
 }
 
 void httpd_respond_detail(httpd_req_t *req, int status, const char *detail,
@@ -550,13 +585,13 @@ static void conn_fail(httpd_conn_t *c, int status, const char *detail)
     buf_append_json_str(&body, detail, strlen(detail));
     buf_append_str(&body, "\"}");
     const char *extra = status == 405 ? "Allow: GET, POST\r\n" : NULL;
+    response_start(&out, body.len);
     build_response(&out, status, NULL, extra, rid, false, body.data, body.len);
     conn_set_phase(c, PH_BUSY);
-    conn_write(c, out.data, out.len, true);
+    conn_send_response(c, &out);
     if (c->h->observe)
         c->h->observe(NULL, status, 0.0, c->h->observe_data);
     buf_free(&body);
-    buf_free(&out);
     log_msg(LOG_INFO, "request refused", "request_id", rid, "detail", detail, NULL);
 }
 
@@ -571,6 +606,37 @@ static int scan_head(httpd_conn_t *c, const char *p, size_t len, size_t *used)
 {
     const httpd_limits_t *lim = &c->h->lim;
     for (size_t i = 0; i < len; i++) {
+        if (!c->prev_cr && (c->first_line || !c->line_start)) {
+            /* A run of bytes that only counts: in the request line anything but SP, HTAB, CR
+             * and LF; inside a header field line, past its first byte, anything but CR and LF.
+             * It stops short of the first byte over a limit, which the loop below refuses
+             * exactly as it would byte by byte. */
+            bool fl = c->first_line;
+            size_t room = c->head_bytes < lim->max_header_bytes
+                              ? lim->max_header_bytes - c->head_bytes : 0;
+            if (fl) {
+                size_t line_room = c->line_len < lim->max_request_line
+                                       ? lim->max_request_line - c->line_len : 0;
+                if (line_room < room)
+                    room = line_room;
+            }
+            size_t stop = len - i < room ? len : i + room, j = i;
+            if (fl)
+                while (j < stop && p[j] != ' ' && p[j] != '\t' && p[j] != '\r' && p[j] != '\n')
+                    j++;
+            else
+                while (j < stop && p[j] != '\r' && p[j] != '\n')
+                    j++;
+            if (j > i) {
+                c->line_len += j - i;
+                c->head_bytes += j - i;
+                c->last_ch = p[j - 1];
+                c->line_start = false;
+                i = j;
+                if (i == len)
+                    break;
+            }
+        }
         unsigned char ch = (unsigned char)p[i];
         if (ch == '\n') {
             if (!c->prev_cr) {
