@@ -135,6 +135,10 @@ struct saga_run {
     bool suspect;    /* abandoned by workers twice already: runs alone (sagaq.c) */
     bool held;       /* a suspect waiting for the one running before it */
     saga_run_t *held_next;
+    /* sagaq.c: the begin script's reply and the saga hash's HGETALL, sent together, answer in
+     * any order; the run goes on once both are in. */
+    int begin_waiting;
+    bool begin_ok;
 };
 
 /* saga.c: run a begun saga from its stored status. Frees the run when done. */

@@ -38,7 +38,9 @@
  * A claim counts only when the run that died had started ("started" ~= "0"): a suspect is
  * begun with started "0" and marked "1" by its process just before it runs, so a suspect that
  * was only held behind another when its worker died is not charged with that death.
- * Returns {"run", epoch, saga fields, order fields} when this process may run the saga now, or
+ * Returns {"run", epoch, order fields} when this process may run the saga now (the process reads
+ * the saga hash with a plain HGETALL sent right behind this script on the same connection: a
+ * hash of ~30 fields costs far more as a Lua table and back than as a reply), or
  * {"gone"|"done"|"stale"|"queued"|"parked"} after dropping the entry: no saga, already ended,
  * an entry that is not the saga's current one, not the head of its order's queue, or a create
  * still waiting for the destination's accept. A saga behind another on its order is woken by
@@ -103,7 +105,7 @@ store_script_t saga_lua_begin = {
         "redis.call('HSET', KEYS[1], 'owner', ARGV[2], 'started',\n"
         "           claims >= tonumber(ARGV[9]) and '0' or '1')\n"
         "redis.call('ZADD', P .. 'active', ARGV[4], sid)\n"
-        "return {'run', epoch, redis.call('HGETALL', KEYS[1]), order}\n",
+        "return {'run', epoch, order}\n",
 };
 
 /*
@@ -127,11 +129,11 @@ store_script_t saga_lua_commit = {
         "local sid, status, mode = ARGV[1], ARGV[3], ARGV[8]\n"
         "-- one read of what this needs (each redis.call costs Lua glue on top of the command)\n"
         "local cur = redis.call('HMGET', KEYS[1], 'epoch', 'status', 'created_ms', 'order_id',\n"
-        "                       'type', 'stream_id')\n"
+        "                       'type', 'stream_id', 'claims')\n"
         "if cur[1] ~= ARGV[2] then return 'fenced' end\n"
         "local was, oid, stype, entry = cur[2], cur[4] or '', cur[5], cur[6]\n"
         "-- progress made: earlier claims were not this saga's fault\n"
-        "redis.call('HDEL', KEYS[1], 'claims')\n"
+        "if cur[7] then redis.call('HDEL', KEYS[1], 'claims') end\n"
         "if was ~= status then\n"
         "  redis.call('ZREM', P .. 'idx:status:' .. was, sid)\n"
         "  redis.call('ZADD', P .. 'idx:status:' .. status, cur[3] or ARGV[6], sid)\n"

@@ -206,13 +206,19 @@ static json_t *hash_reply(const redisReply *r)
     return o;
 }
 
+static void begin_go(saga_run_t *run);
+
 static void on_begin(const redisReply *reply, const char *err, void *data)
 {
     saga_run_t *run = data;
-    saga_engine_t *e = run->engine;
-    if (e->closing || err || reply == NULL || reply->type != REDIS_REPLY_ARRAY ||
-        reply->elements < 1 || reply->element[0]->type != REDIS_REPLY_STRING ||
-        strcmp(reply->element[0]->str, "run") != 0 || reply->elements < 4) {
+    run->begin_ok = !err && reply != NULL && reply->type == REDIS_REPLY_ARRAY &&
+                    reply->elements >= 3 && reply->element[0]->type == REDIS_REPLY_STRING &&
+                    strcmp(reply->element[0]->str, "run") == 0 &&
+                    reply->element[1]->type == REDIS_REPLY_INTEGER;
+    if (run->begin_ok) {
+        run->epoch = reply->element[1]->integer;
+        run->order = hash_reply(reply->element[2]);
+    } else {
         if (reply && reply->type == REDIS_REPLY_ERROR)
             log_msg(LOG_ERROR, "saga begin failed", "saga_id", run->saga_id, "error", reply->str,
                     NULL);
@@ -221,12 +227,29 @@ static void on_begin(const redisReply *reply, const char *err, void *data)
             strcmp(reply->element[0]->str, "poisoned") == 0)
             log_msg(LOG_ERROR, "saga stopped: abandoned by its worker too often", "saga_id",
                     run->saga_id, NULL);
+    }
+    if (--run->begin_waiting == 0)
+        begin_go(run);
+}
+
+/* The saga hash, read right behind the begin script (see saga_lua_begin). */
+static void on_begin_fields(const redisReply *reply, const char *err, void *data)
+{
+    saga_run_t *run = data;
+    if (!err && reply != NULL && reply->type == REDIS_REPLY_ARRAY && reply->elements > 0)
+        run->saga = hash_reply(reply);
+    if (--run->begin_waiting == 0)
+        begin_go(run);
+}
+
+/* Both answers of a begin are in: run the saga, hold it behind a suspect, or drop the run. */
+static void begin_go(saga_run_t *run)
+{
+    saga_engine_t *e = run->engine;
+    if (e->closing || !run->begin_ok || run->saga == NULL) {
         saga_engine_run_done(e, run);
         return;
     }
-    run->epoch = reply->element[1]->integer;
-    run->saga = hash_reply(reply->element[2]);
-    run->order = hash_reply(reply->element[3]);
     run->cfg = cfg_ref(*e->cfgp);
     run->stage_started = uv_now(e->loop);
     run->touched = run->stage_started;
@@ -329,13 +352,19 @@ static void begin_entry(saga_engine_t *e, const char *entry_id, const char *saga
     snprintf(suspect, sizeof suspect, "%d", SUSPECT_CLAIMS);
     const char *argv[] = {saga_key, STORE_KEY_STREAM, saga_id, e->consumer, entry_id, now,
                           claimed ? "1" : "0", claims, iso, retention, suspect};
-    if (store_evalsha(saga_engine_store(e), &saga_lua_begin, 2, 11, argv, NULL, on_begin, run) !=
-        0) {
+    /* Both on one connection, so the HGETALL runs after the script and sees what it wrote. */
+    store_t *s = saga_engine_store(e);
+    if (store_evalsha(s, &saga_lua_begin, 2, 11, argv, NULL, on_begin, run) != 0) {
         run->prev->next = run->next;
         run->next->prev = run->prev;
         e->running--;
         free(run);
+        return;
     }
+    run->begin_waiting = 1;
+    const char *hv[] = {"HGETALL", saga_key};
+    if (store_command_argv(s, 2, hv, NULL, on_begin_fields, run) == 0)
+        run->begin_waiting = 2;
 }
 
 /* Begin every entry of an XREADGROUP/XAUTOCLAIM entry list. */
