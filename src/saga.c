@@ -213,6 +213,26 @@ static void held_append(buf_t *b, const char *entry)
     buf_append_str(b, entry);
 }
 
+/* The entries of a held text (NULL or "" for none), each its own argument of the commit: their
+ * pointers and lengths into argv/argvlen when given. Returns how many. */
+static size_t split_lines(const char *text, const char **argv, size_t *argvlen)
+{
+    size_t n = 0;
+    for (const char *p = text; p != NULL && *p != '\0';) {
+        const char *nl = strchr(p, '\n');
+        size_t len = nl ? (size_t)(nl - p) : strlen(p);
+        if (len > 0) {
+            if (argv) {
+                argv[n] = p;
+                argvlen[n] = len;
+            }
+            n++;
+        }
+        p = nl ? nl + 1 : NULL;
+    }
+    return n;
+}
+
 static void commit(saga_run_t *run, commit_args_t *a)
 {
     char iso[TIME_ISO_LEN], ms[24];
@@ -280,36 +300,48 @@ static void commit(saga_run_t *run, commit_args_t *a)
     char epoch[24];
     snprintf(epoch, sizeof epoch, "%lld", run->epoch);
 
-    size_t n = 3 + 10 + 2 * (json_object_size(sfields) + (ofields ? json_object_size(ofields) : 0));
+    size_t nh = split_lines(hist_s, NULL, NULL), nl = split_lines(log_s, NULL, NULL);
+    char nh_s[16], nl_s[16];
+    snprintf(nh_s, sizeof nh_s, "%zu", nh);
+    snprintf(nl_s, sizeof nl_s, "%zu", nl);
+    size_t n = 3 + 10 + nh + nl +
+               2 * (json_object_size(sfields) + (ofields ? json_object_size(ofields) : 0));
     const char **argv = cr_malloc(n * sizeof *argv);
+    size_t *argvlen = cr_malloc(n * sizeof *argvlen);
     size_t i = 0;
-    argv[i++] = saga_key;
-    argv[i++] = hist_key;
-    argv[i++] = STORE_KEY_STREAM;
-    argv[i++] = run->saga_id;
-    argv[i++] = epoch;
-    argv[i++] = a->status;
-    argv[i++] = hist_s ? hist_s : "";
-    argv[i++] = log_s ? log_s : "";
-    argv[i++] = ms;
-    argv[i++] = sh_s ? sh_s : "";
-    argv[i++] = a->mode;
-    argv[i++] = mode_arg;
-    argv[i++] = nord;
+#define ARG(s) (argv[i] = (s), argvlen[i] = strlen(argv[i]), i++)
+    ARG(saga_key);
+    ARG(hist_key);
+    ARG(STORE_KEY_STREAM);
+    ARG(run->saga_id);
+    ARG(epoch);
+    ARG(a->status);
+    ARG(nh_s);
+    ARG(nl_s);
+    ARG(ms);
+    ARG(sh_s ? sh_s : "");
+    ARG(a->mode);
+    ARG(mode_arg);
+    ARG(nord);
     const char *k;
     json_t *v;
     if (ofields) {
         json_object_foreach(ofields, k, v)
         {
-            argv[i++] = k;
-            argv[i++] = json_string_value(v) ? json_string_value(v) : "";
+            ARG(k);
+            argv[i] = json_string_value(v) ? json_string_value(v) : "";
+            argvlen[i++] = json_string_length(v);
         }
     }
+    i += split_lines(hist_s, argv + i, argvlen + i);
+    i += split_lines(log_s, argv + i, argvlen + i);
     json_object_foreach(sfields, k, v)
     {
-        argv[i++] = k;
-        argv[i++] = json_string_value(v) ? json_string_value(v) : "";
+        ARG(k);
+        argv[i] = json_string_value(v) ? json_string_value(v) : "";
+        argvlen[i++] = json_string_length(v);
     }
+#undef ARG
     commit_op_t *op = cr_malloc(sizeof *op);
     op->run = run;
     op->next = a->next;
@@ -317,8 +349,9 @@ static void commit(saga_run_t *run, commit_args_t *a)
     op->message = strcmp(a->mode, "end") == 0 ? cr_strdup(a->message) : NULL;
     op->final_log = strcmp(a->mode, "end") == 0 && log_s ? cr_strdup(log_s) : NULL;
     int rc = store_evalsha(saga_engine_store(run->engine), &saga_lua_commit, 3, (int)i, argv,
-                           NULL, on_commit, op);
+                           argvlen, on_commit, op);
     free(argv);
+    free(argvlen);
     free(hist_s);
     free(log_s);
     free(sh_s);

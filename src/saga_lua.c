@@ -110,11 +110,12 @@ store_script_t saga_lua_begin = {
 
 /*
  * KEYS: saga, history, stream.
- * ARGV: 1 saga_id, 2 epoch, 3 status, 4 history entries ("" none), 5 order log entries ("" none)
- *       - one JSON text per line: steps held in the run are written with the next commit,
+ * ARGV: 1 saga_id, 2 epoch, 3 status, 4 number H of history entries, 5 number L of order log
+ *       entries (steps held in the run are written with the next commit: several of each),
  *       6 now_ms, 7 order status-history entry ("" none), 8 mode, 9 mode argument,
- *       10 number of order field strings N, 11..10+N order field/value pairs, then saga
- *       field/value pairs.
+ *       10 number of order field strings N, 11..10+N order field/value pairs, then the H history
+ *       entries, the L log entries, then saga field/value pairs. Each entry is its own argument:
+ *       splitting one text in Lua cost a second pass (and a second hash) over every byte.
  * mode: "step" (keep the entry), "park" (drop the entry; woken by an accept), "delay" (drop the
  * entry, wake at ARGV[9] ms), "end" (drop the entry, leave the active index and the order's
  * queue, wake the next saga of the order, expire after ARGV[9] seconds). Ending in "error"
@@ -138,28 +139,20 @@ store_script_t saga_lua_commit = {
         "  redis.call('ZREM', P .. 'idx:status:' .. was, sid)\n"
         "  redis.call('ZADD', P .. 'idx:status:' .. status, cur[3] or ARGV[6], sid)\n"
         "end\n"
-        "local nord = tonumber(ARGV[10])\n"
+        "local nord, nh, nl = tonumber(ARGV[10]), tonumber(ARGV[4]), tonumber(ARGV[5])\n"
+        "local fh = 11 + nord -- the first history entry, then log entries, then saga fields\n"
+        "local fl = fh + nh\n"
+        "local fs = fl + nl\n"
         "local set = {'status', status}\n"
         "if status == 'error' then set[3] = 'failed_from'; set[4] = was end\n"
         "-- every mode but a step gives its stream entry up (below)\n"
         "if mode ~= 'step' then set[#set + 1] = 'stream_id'; set[#set + 1] = '' end\n"
-        "for i = 11 + nord, #ARGV do set[#set + 1] = ARGV[i] end\n"
+        "for i = fs, #ARGV do set[#set + 1] = ARGV[i] end\n"
         "redis.call('HSET', KEYS[1], unpack(set))\n"
-        "-- split on newlines with a plain find (a pattern such as '[^\\n]+' tests a character\n"
-        "-- class at every byte: a fifth of a create saga's Redis time went there)\n"
-        "local function push_lines(key, text)\n"
-        "  local t, i, n = {}, 1, #text\n"
-        "  while i <= n do\n"
-        "    local j = string.find(text, '\\n', i, true) or n + 1\n"
-        "    if j > i then t[#t + 1] = string.sub(text, i, j - 1) end\n"
-        "    i = j + 1\n"
-        "  end\n"
-        "  if #t > 0 then redis.call('RPUSH', key, unpack(t)) end\n"
-        "end\n"
-        "push_lines(KEYS[2], ARGV[4])\n"
+        "if nh > 0 then redis.call('RPUSH', KEYS[2], unpack(ARGV, fh, fl - 1)) end\n"
         "if oid ~= '' then\n"
         "  local ok = P .. 'order:' .. oid\n"
-        "  push_lines(ok .. ':log', ARGV[5])\n"
+        "  if nl > 0 then redis.call('RPUSH', ok .. ':log', unpack(ARGV, fl, fs - 1)) end\n"
         "  if ARGV[7] ~= '' then redis.call('RPUSH', ok .. ':status', ARGV[7]) end\n"
         "  if nord > 0 then\n"
         "    redis.call('HSET', ok, unpack(ARGV, 11, 10 + nord))\n"
