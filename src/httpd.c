@@ -47,6 +47,7 @@ struct httpd_conn {
     httpd_req_t *active; /* with the handler */
     conn_phase_t phase;
     bool fresh; /* no request seen yet on this connection */
+    bool in_parse; /* conn_parse is on the stack: it goes on after an answer sent at once */
     bool closing;
     bool reading;
     bool eof;
@@ -397,14 +398,14 @@ typedef struct write_req {
 
 static void resume_reading(httpd_conn_t *c);
 
-static void on_write(uv_write_t *w, int status)
+/*
+ * The answer to the active request is written out (status < 0: it failed). Close, or carry on
+ * with pipelined bytes and wait for more. When the answer went out at once from inside the parse
+ * loop (conn_parse), that loop goes on with the next request itself: a burst of pipelined
+ * requests never recurses through the handler.
+ */
+static void conn_written(httpd_conn_t *c, int status)
 {
-    write_req_t *wr = CR_CONTAINER_OF(w, write_req_t, w);
-    httpd_conn_t *c = wr->conn;
-    bool final = wr->final;
-    free(wr);
-    if (!final)
-        return;
     c->writing = false;
     if (c->closing)
         return;
@@ -412,24 +413,54 @@ static void on_write(uv_write_t *w, int status)
         conn_close(c);
         return;
     }
-    /* Carry on with pipelined bytes, then wait for more. Deferred to the write callback so a
-     * burst of pipelined requests never recurses through the handler. */
     c->fresh = false;
     conn_set_phase(c, PH_IDLE);
+    if (c->in_parse)
+        return;
     conn_feed_queued(c);
     if (!c->closing)
         resume_reading(c);
 }
 
-/* Send a write request whose data is filled in (it is freed by on_write). */
+static void on_write(uv_write_t *w, int status)
+{
+    write_req_t *wr = CR_CONTAINER_OF(w, write_req_t, w);
+    httpd_conn_t *c = wr->conn;
+    bool final = wr->final;
+    free(wr);
+    if (final)
+        conn_written(c, status);
+}
+
+/*
+ * Send a write request whose data is filled in (freed here or by on_write). An answer is first
+ * tried at once (uv_try_write): it nearly always fits the socket buffer, and then no write
+ * request, callback or epoll change is needed (uv_write's completion re-arms the socket's epoll
+ * entry: one more system call per request). What does not fit goes through uv_write.
+ */
 static void conn_send(httpd_conn_t *c, write_req_t *wr)
 {
     wr->conn = c;
-    uv_buf_t b = uv_buf_init(wr->data, (unsigned int)wr->len);
+    size_t done = 0;
     if (wr->final) {
         c->writing = true;
+        uv_buf_t all = uv_buf_init(wr->data, (unsigned int)wr->len);
+        int n = uv_try_write((uv_stream_t *)&c->tcp, &all, 1);
+        if (n >= 0 && (size_t)n == wr->len) {
+            free(wr);
+            conn_written(c, 0);
+            return;
+        }
+        if (n < 0 && n != UV_EAGAIN) {
+            free(wr);
+            conn_written(c, n);
+            return;
+        }
+        if (n > 0)
+            done = (size_t)n;
         conn_set_phase(c, PH_WRITE);
     }
+    uv_buf_t b = uv_buf_init(wr->data + done, (unsigned int)(wr->len - done));
     int rc = uv_write(&wr->w, (uv_stream_t *)&c->tcp, &b, 1, on_write);
     if (rc < 0) {
         bool final = wr->final;
@@ -1013,6 +1044,8 @@ static int map_parser_error(llhttp_errno_t e, const char **detail)
 static size_t conn_parse(httpd_conn_t *c, const char *data, size_t len)
 {
     size_t off = 0;
+    bool was_in_parse = c->in_parse;
+    c->in_parse = true;
     while (off < len && !c->closing && c->active == NULL && !c->writing) {
         size_t n = len - off;
         bool head_ends = false;
@@ -1023,7 +1056,8 @@ static size_t conn_parse(httpd_conn_t *c, const char *data, size_t len)
         if (c->crlf_need > 0) {
             if (check_chunk_crlf(c, data + off, data + len) != 0) {
                 conn_fail(c, 400, c->err_detail);
-                return len;
+                off = len;
+                break;
             }
         }
         if (c->in_head) {
@@ -1031,7 +1065,8 @@ static size_t conn_parse(httpd_conn_t *c, const char *data, size_t len)
             int st = scan_head(c, data + off, n, &used);
             if (st > 1) {
                 conn_fail(c, st, c->err_detail);
-                return len;
+                off = len;
+                break;
             }
             n = used;
             head_ends = st == 1;
@@ -1063,16 +1098,19 @@ static size_t conn_parse(httpd_conn_t *c, const char *data, size_t len)
                 llhttp_resume_after_upgrade(&c->parser);
             else
                 llhttp_resume(&c->parser);
+            /* Answered at once (and written): the loop goes on with the next request. */
             dispatch(c);
-            return off;
+            continue;
         }
         const char *detail = c->err_detail;
         int status = c->err_status;
         if (status == 0)
             status = map_parser_error(e, &detail);
         conn_fail(c, status, detail ? detail : "Malformed request");
-        return len;
+        off = len;
+        break;
     }
+    c->in_parse = was_in_parse;
     return off;
 }
 
