@@ -14,7 +14,8 @@
 #
 # Pinning (2 cores): the server under test (gateway or reference) on CPU 0; the load generator,
 # redis-server and the loopback destination on CPU 1; Redis's AOF-rewrite child (forked now and
-# then) on CPU 0. Override with SRV_CPU, LOAD_CPU, REDIS_CPU, REWRITE_CPU, DEST_CPU. Every knob is an environment variable listed under "Knobs" below.
+# then) on CPU 0. Override with SRV_CPU, LOAD_CPU, REDIS_CPU, REWRITE_CPU, DEST_CPU. Every knob
+# is an environment variable listed under "Knobs" below.
 set -euo pipefail
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -22,7 +23,7 @@ ROOT=$(cd "$BENCH_DIR/.." && pwd)
 SUB=${1:-intake}
 case "$SUB" in
   intake|latency|saga|idle|scale|stored|all|report) ;;
-  -h|--help|help) sed -n '2,20p' "$0"; exit 0 ;;
+  -h|--help|help) sed -n '2,18p' "$0"; exit 0 ;;
   *) echo "usage: $0 [intake|latency|saga|idle|scale|stored|all] | $0 report RAWDIR..." >&2; exit 2 ;;
 esac
 KNOBS="QUICK DURATION REPS CONNS MIXES FSYNCS HEALTH_CONNS REFA_PASS BODY_BYTES WRK_THREADS WRK_TIMEOUT NOISE_MAX_PCT
