@@ -1249,6 +1249,67 @@ static void test_exact_limits(void **state)
     gw_down();
 }
 
+/*
+ * The head and request-line limits set in both orders. The head scan counts runs of plain bytes
+ * at once (httpd.c scan_head) and must refuse exactly as a byte-by-byte count would: the limit
+ * crossed first decides the status, even when a later byte would cross the other one too.
+ */
+typedef struct {
+    const char *name;
+    bool line; /* line_of(n) if true, head_of(n, false) if false */
+    size_t n;
+    int status;
+    bool closes;
+} crossed_case_t;
+
+static int crossed_run(json_t *limits, const crossed_case_t *cases, size_t nc)
+{
+    gw_up(limits);
+    int failed = 0;
+    for (size_t i = 0; i < nc; i++) {
+        size_t l;
+        char *r = cases[i].line ? line_of(cases[i].n, &l) : head_of(cases[i].n, false, &l);
+        long long ms;
+        bool closed;
+        int st = exchange(r, l, &ms, &closed);
+        if (st != cases[i].status || closed != cases[i].closes) {
+            print_error("%s: %d%s, want %d%s\n", cases[i].name, st, closed ? " and closed" : "",
+                        cases[i].status, cases[i].closes ? " and closed" : "");
+            failed++;
+        }
+        free(r);
+    }
+    gw_down();
+    return failed;
+}
+
+static void test_crossed_limits(void **state)
+{
+    (void)state;
+    /* The head limit below the line limit: "Host: gw.test" adds 13 bytes to the line's. */
+    static const crossed_case_t head_first[] = {
+        {"line of 287 (head of exactly 300)", true, 287, 404, false},
+        {"line of 288 (head of 301)", true, 288, 431, true},
+        {"line of 600 (over the head limit, within the line limit)", true, 600, 431, true},
+        {"line of 1001 (the head limit is crossed first)", true, 1001, 431, true},
+    };
+    /* The line limit below the head limit. */
+    static const crossed_case_t line_first[] = {
+        {"line of exactly 100", true, 100, 404, false},
+        {"line of 101", true, 101, 414, true},
+        {"line of 2000 (the line limit is crossed first)", true, 2000, 414, true},
+        {"head of exactly 1000 with a short line", false, 1000, 200, false},
+        {"head of 1001 with a short line", false, 1001, 431, true},
+    };
+    int failed = crossed_run(json_pack("{s:i, s:i}", "max_header_bytes", 300,
+                                       "max_request_line_bytes", 1000),
+                             head_first, sizeof head_first / sizeof head_first[0]);
+    failed += crossed_run(json_pack("{s:i, s:i}", "max_header_bytes", 1000,
+                                    "max_request_line_bytes", 100),
+                          line_first, sizeof line_first / sizeof line_first[0]);
+    assert_int_equal(failed, 0);
+}
+
 /* ---------------------------------------------------------------------------------------------
  * Set-up
  * ------------------------------------------------------------------------------------------- */
@@ -1301,6 +1362,7 @@ int main(void)
         cmocka_unit_test_teardown(test_fd_limit_no_spin, per_test_teardown),
         cmocka_unit_test_teardown(test_fd_cycles, per_test_teardown),
         cmocka_unit_test_teardown(test_exact_limits, per_test_teardown),
+        cmocka_unit_test_teardown(test_crossed_limits, per_test_teardown),
     };
     if (getenv("CR_TEST_FILTER"))
         cmocka_set_test_filter(getenv("CR_TEST_FILTER"));
