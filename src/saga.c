@@ -204,31 +204,33 @@ static bool held_step(const commit_args_t *a)
            a->order_fields == NULL && a->status_hist == NULL;
 }
 
-static void held_append(buf_t *b, const char *entry)
+/* Hold entry (a JSON text; NULL or "" for none) for the next commit. */
+static void held_add(json_t **list, const char *entry)
 {
     if (entry == NULL || entry[0] == '\0')
         return;
-    if (b->len > 0)
-        buf_append(b, "\n", 1); /* compact JSON never holds a raw newline */
-    buf_append_str(b, entry);
+    if (*list == NULL)
+        *list = json_array();
+    json_array_append_new(*list, json_stringn_nocheck(entry, strlen(entry)));
 }
 
-/* The entries of a held text (NULL or "" for none), each its own argument of the commit: their
- * pointers and lengths into argv/argvlen when given. Returns how many. */
-static size_t split_lines(const char *text, const char **argv, size_t *argvlen)
+/* The held entries, then this commit's own (NULL or "" for none): how many, and into argv/argvlen
+ * when given, each its own argument of the commit. */
+static size_t entry_args(const json_t *held, const char *own, const char **argv, size_t *argvlen)
 {
     size_t n = 0;
-    for (const char *p = text; p != NULL && *p != '\0';) {
-        const char *nl = strchr(p, '\n');
-        size_t len = nl ? (size_t)(nl - p) : strlen(p);
-        if (len > 0) {
-            if (argv) {
-                argv[n] = p;
-                argvlen[n] = len;
-            }
-            n++;
+    for (size_t k = 0; k < json_array_size(held); k++, n++) {
+        if (argv) {
+            argv[n] = json_string_value(json_array_get(held, k));
+            argvlen[n] = json_string_length(json_array_get(held, k));
         }
-        p = nl ? nl + 1 : NULL;
+    }
+    if (own != NULL && own[0] != '\0') {
+        if (argv) {
+            argv[n] = own;
+            argvlen[n] = strlen(own);
+        }
+        n++;
     }
     return n;
 }
@@ -259,8 +261,8 @@ static void commit(saga_run_t *run, commit_args_t *a)
     if (strcmp(a->mode, "end") == 0)
         json_object_set_new(sfields, "finished_at", json_string(iso));
     if (held_step(a)) {
-        held_append(&run->held_hist, hist_s);
-        held_append(&run->held_logs, log_s);
+        held_add(&run->held_hist, hist_s);
+        held_add(&run->held_logs, log_s);
         if (run->held_fields == NULL)
             run->held_fields = json_object();
         json_object_update(run->held_fields, sfields);
@@ -278,16 +280,6 @@ static void commit(saga_run_t *run, commit_args_t *a)
         json_decref(run->held_fields);
         run->held_fields = NULL;
     }
-    if (run->held_hist.len > 0) {
-        held_append(&run->held_hist, hist_s);
-        free(hist_s);
-        hist_s = buf_steal(&run->held_hist, NULL);
-    }
-    if (run->held_logs.len > 0) {
-        held_append(&run->held_logs, log_s);
-        free(log_s);
-        log_s = buf_steal(&run->held_logs, NULL);
-    }
     json_t *ofields = a->order_fields;
     if (ofields)
         json_object_set_new(ofields, "updated_at", json_string(iso));
@@ -300,7 +292,8 @@ static void commit(saga_run_t *run, commit_args_t *a)
     char epoch[24];
     snprintf(epoch, sizeof epoch, "%lld", run->epoch);
 
-    size_t nh = split_lines(hist_s, NULL, NULL), nl = split_lines(log_s, NULL, NULL);
+    size_t nh = entry_args(run->held_hist, hist_s, NULL, NULL);
+    size_t nl = entry_args(run->held_logs, log_s, NULL, NULL);
     char nh_s[16], nl_s[16];
     snprintf(nh_s, sizeof nh_s, "%zu", nh);
     snprintf(nl_s, sizeof nl_s, "%zu", nl);
@@ -333,8 +326,8 @@ static void commit(saga_run_t *run, commit_args_t *a)
             argvlen[i++] = json_string_length(v);
         }
     }
-    i += split_lines(hist_s, argv + i, argvlen + i);
-    i += split_lines(log_s, argv + i, argvlen + i);
+    i += entry_args(run->held_hist, hist_s, argv + i, argvlen + i);
+    i += entry_args(run->held_logs, log_s, argv + i, argvlen + i);
     json_object_foreach(sfields, k, v)
     {
         ARG(k);
@@ -350,6 +343,10 @@ static void commit(saga_run_t *run, commit_args_t *a)
     op->final_log = strcmp(a->mode, "end") == 0 && log_s ? cr_strdup(log_s) : NULL;
     int rc = store_evalsha(saga_engine_store(run->engine), &saga_lua_commit, 3, (int)i, argv,
                            argvlen, on_commit, op);
+    /* sent (the store copied the arguments) or failed: the held steps are this commit's */
+    json_decref(run->held_hist);
+    json_decref(run->held_logs);
+    run->held_hist = run->held_logs = NULL;
     free(argv);
     free(argvlen);
     free(hist_s);

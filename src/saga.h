@@ -120,10 +120,10 @@ struct saga_run {
      * next stage of this run so it need not parse the stored text again (NULL: parse it). */
     json_t *mapped_doc;
     json_t *outbound_doc;
-    /* Steps held for the next commit (saga.c: held_step): history and log entries, one JSON
-     * text per line, and the saga fields they set. */
-    buf_t held_hist;
-    buf_t held_logs;
+    /* Steps held for the next commit (saga.c: held_step): their history and log entries (arrays
+     * of JSON texts, NULL when none) and the saga fields they set. */
+    json_t *held_hist;
+    json_t *held_logs;
     json_t *held_fields;
     cfg_t *cfg;      /* reference held for the run */
     outhttp_xfer_t *xfer;

@@ -179,8 +179,8 @@ void saga_engine_run_done(saga_engine_t *e, saga_run_t *run)
     json_decref(run->request);
     json_decref(run->mapped_doc);
     json_decref(run->outbound_doc);
-    buf_free(&run->held_hist);
-    buf_free(&run->held_logs);
+    json_decref(run->held_hist);
+    json_decref(run->held_logs);
     json_decref(run->held_fields);
     cfg_unref(run->cfg);
     free(run);

@@ -1118,6 +1118,21 @@ static void test_notify_url(void **state)
     expect_one_notification(g_acme, ACME_SECRET, csid, v, oid, "PO-N1");
     json_decref(v);
 
+    /* A saga that ends in mapping, after the held origin_mapped step (saga.c, held_step): its
+     * notification carries the error's own log entry. */
+    char body[512], moid[32];
+    snprintf(body, sizeof body,
+             "{\"order_number\":\"PO-N2\",\"lines\":[{\"product\":{\"source_id\":\"ULSD\"},"
+             "\"terminal\":{\"source_id\":\"NO-SUCH-TERMINAL\"},\"site\":{\"source_id\":"
+             "\"ATX-S12\"},\"quantity\":8000,\"uom\":\"gal\"}],"
+             "\"requested_delivery\":\"2026-05-12T08:00:00.000Z\"}");
+    char *msid = submit(ACME_KEY, "create", "swift-haul", body, moid);
+    v = wait_saga(ACME_KEY, msid);
+    expect_saga(v, "error", NULL);
+    expect_one_notification(g_acme, ACME_SECRET, msid, v, moid, "PO-N2");
+    json_decref(v);
+    free(msid);
+
     /* A saga acme did not start (kibo-retail's create towards acme) notifies no one at acme. */
     char koid[32], ksid[32];
     standin_kibo_add_order(g_kibo, 1010120, NULL);
