@@ -79,6 +79,7 @@ SAGA_STAT(c_claims, claimed)
 SAGA_STAT(c_retries, retries)
 SAGA_STAT(c_fenced, fenced)
 SAGA_STAT(c_requeued, requeued)
+SAGA_STAT(c_orders_expired, orders_expired)
 SAGA_STAT(g_stream_len, stream_len)
 SAGA_STAT(g_stream_pending, stream_pending)
 
@@ -197,6 +198,11 @@ void app_metrics_init(app_t *app)
     metrics_counter_bind(metrics_counter(m, "crossroads_saga_requeued_total",
                                          "Unfinished sagas the reconciler re-queued.", NULL),
                          NULL, c_requeued, app);
+    metrics_counter_bind(metrics_counter(m, "crossroads_orders_expired_total",
+                                         "Orders removed saga.order_retention_s after their last "
+                                         "saga ended.",
+                                         NULL),
+                         NULL, c_orders_expired, app);
     metrics_gauge_callback(m, "crossroads_saga_stream_length",
                            "Entries in the saga stream (sampled each second).", g_stream_len,
                            app);

@@ -166,6 +166,7 @@ static cfg_t *cfg_new(const char *path)
     cfg->saga_drain_timeout_ms = 10000;
     cfg->saga_retention_s = 604800;
     cfg->idempotency_ttl_s = 86400;
+    cfg->order_retention_s = 7776000;
     snprintf(cfg->log_level, sizeof cfg->log_level, "info");
     return cfg;
 }
@@ -1031,6 +1032,7 @@ static int load_saga(ld_t *ld, json_t *root, cfg_t *cfg)
         {"drain_timeout_ms", offsetof(cfg_t, saga_drain_timeout_ms), AS_LONG, 1, CFG_INT_MAX},
         {"retention_s", offsetof(cfg_t, saga_retention_s), AS_LONG, 1, CFG_INT_MAX},
         {"idempotency_ttl_s", offsetof(cfg_t, idempotency_ttl_s), AS_LONG, 1, CFG_INT_MAX},
+        {"order_retention_s", offsetof(cfg_t, order_retention_s), AS_LONG, 0, CFG_INT_MAX},
     };
     json_t *obj;
     size_t mark;
@@ -1053,6 +1055,15 @@ static int load_saga(ld_t *ld, json_t *root, cfg_t *cfg)
                            cfg->saga_retry_base_ms);
         return fail_at(ld, "retry_base_ms", "must be at most retry_max_ms (%ld)",
                        cfg->saga_retry_max_ms);
+    }
+    /* An order outlives its sagas: a saga still readable must find its order. */
+    if (cfg->order_retention_s != 0 && cfg->order_retention_s < cfg->saga_retention_s) {
+        if (json_object_get(obj, "order_retention_s") != NULL)
+            return fail_at(ld, "order_retention_s",
+                           "must be 0 (keep orders) or at least retention_s (%ld)",
+                           cfg->saga_retention_s);
+        return fail_at(ld, "retention_s", "must be at most order_retention_s (%ld)",
+                       cfg->order_retention_s);
     }
     path_pop(ld, mark);
     return 0;

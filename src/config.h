@@ -117,6 +117,8 @@ typedef struct cfg {
     long saga_drain_timeout_ms; /* default 10000 */
     long saga_retention_s;      /* saga.retention_s: finished sagas and logs, default 604800 */
     long idempotency_ttl_s;     /* saga.idempotency_ttl_s, default 86400 */
+    long order_retention_s;     /* saga.order_retention_s: an order's data after its last saga
+                                   ended, default 7776000 (90 d); 0 keeps orders forever */
 
     char log_level[8]; /* log.level, default "info" */
 

@@ -284,11 +284,12 @@ static void commit(saga_run_t *run, commit_args_t *a)
     if (ofields)
         json_object_set_new(ofields, "updated_at", json_string(iso));
 
-    char saga_key[96], hist_key[96], mode_arg[24], nord[16];
+    char saga_key[96], hist_key[96], mode_arg[24], nord[16], order_keep[24];
     snprintf(saga_key, sizeof saga_key, STORE_KEY_SAGA_FMT, run->saga_id);
     snprintf(hist_key, sizeof hist_key, STORE_KEY_SAGA_HIST_FMT, run->saga_id);
     snprintf(mode_arg, sizeof mode_arg, "%lld", a->mode_arg);
     snprintf(nord, sizeof nord, "%zu", ofields ? 2 * json_object_size(ofields) : 0);
+    snprintf(order_keep, sizeof order_keep, "%ld", run->cfg->order_retention_s);
     char epoch[24];
     snprintf(epoch, sizeof epoch, "%lld", run->epoch);
 
@@ -297,7 +298,7 @@ static void commit(saga_run_t *run, commit_args_t *a)
     char nh_s[16], nl_s[16];
     snprintf(nh_s, sizeof nh_s, "%zu", nh);
     snprintf(nl_s, sizeof nl_s, "%zu", nl);
-    size_t n = 3 + 10 + nh + nl +
+    size_t n = 3 + 11 + nh + nl +
                2 * (json_object_size(sfields) + (ofields ? json_object_size(ofields) : 0));
     const char **argv = cr_malloc(n * sizeof *argv);
     size_t *argvlen = cr_malloc(n * sizeof *argvlen);
@@ -316,6 +317,7 @@ static void commit(saga_run_t *run, commit_args_t *a)
     ARG(a->mode);
     ARG(mode_arg);
     ARG(nord);
+    ARG(order_keep);
     const char *k;
     json_t *v;
     if (ofields) {

@@ -53,6 +53,7 @@ typedef struct saga_stats {
     uint64_t deliveries;  /* outbound attempts */
     uint64_t retries;     /* attempts parked for a retry delay */
     uint64_t requeued;    /* sagas the reconciler re-queued */
+    uint64_t orders_expired; /* idle orders removed after saga.order_retention_s */
     size_t running;
     long long stream_len;     /* XLEN of the saga stream at the last sample */
     long long stream_pending; /* entries delivered to a consumer and not yet acknowledged */

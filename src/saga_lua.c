@@ -7,23 +7,33 @@
 
 /* The end of a saga, shared by the commit script's "end" and the begin script's poison stop: it
  * leaves the active and delayed sets and its order's queue (waking the order's next saga with a
- * stream entry) and its records expire with the retention. Needs P defined. */
+ * stream entry) and its records expire with the retention. An order whose queue it leaves empty
+ * is idle from now on (cr:{cr}:orders:idle, unless order_keep is "0": orders kept for good); the
+ * order reaper removes orders idle longer than saga.order_retention_s. Needs P defined. */
 #define LUA_LEAVE                                                                                 \
-    "local function leave(stream, sid, oid, stype, saga_key, hist_key, retention)\n"              \
+    "local function leave(stream, sid, oid, stype, saga_key, hist_key, retention, now,\n"         \
+    "                     order_keep)\n"                                                         \
     "  redis.call('ZREM', P .. 'active', sid)\n"                                                 \
     "  redis.call('ZREM', P .. 'delayed', sid)\n"                                                \
     "  if oid ~= '' and stype ~= 'order_accept' then\n"                                         \
     "    local q = P .. 'order:' .. oid .. ':q'\n"                                               \
-    "    if redis.call('LINDEX', q, 0) == sid then\n"                                            \
+    "    local head = redis.call('LINDEX', q, 0)\n"                                              \
+    "    local idle = not head\n"                                                               \
+    "    if head == sid then\n"                                                                 \
     "      redis.call('LPOP', q)\n"                                                              \
     "      local nxt = redis.call('LINDEX', q, 0)\n"                                             \
     "      if nxt then\n"                                                                       \
     "        local id = redis.call('XADD', stream, '*', 'saga_id', nxt, 'type', 'wake',\n"       \
     "                              'tenant', '')\n"                                             \
     "        redis.call('HSET', P .. 'saga:' .. nxt, 'stream_id', id)\n"                         \
+    "      else\n"                                                                              \
+    "        idle = true\n"                                                                     \
     "      end\n"                                                                               \
-    "    else\n"                                                                                \
+    "    elseif head then\n"                                                                    \
     "      redis.call('LREM', q, 1, sid)\n"                                                      \
+    "    end\n"                                                                                 \
+    "    if idle and order_keep ~= '0' then\n"                                                  \
+    "      redis.call('ZADD', P .. 'orders:idle', now, oid)\n"                                   \
     "    end\n"                                                                                 \
     "  end\n"                                                                                   \
     "  redis.call('EXPIRE', saga_key, retention)\n"                                              \
@@ -33,8 +43,9 @@
 /*
  * KEYS: saga, stream. ARGV: 1 saga_id, 2 consumer, 3 stream entry id ("" when none), 4 now_ms,
  * 5 "1" when the entry was claimed from an idle consumer, 6 claims allowed, 7 now (ISO),
- * 8 retention_s, 9 claims from which a saga is a suspect. A saga claimed more than ARGV[6]
- * times (its runs keep dying with their worker) ends "error" here and {"poisoned"} is returned.
+ * 8 retention_s, 9 claims from which a saga is a suspect, 10 saga.order_retention_s. A saga
+ * claimed more than ARGV[6] times (its runs keep dying with their worker) ends "error" here and
+ * {"poisoned"} is returned.
  * A claim counts only when the run that died had started ("started" ~= "0"): a suspect is
  * begun with started "0" and marked "1" by its process just before it runs, so a suspect that
  * was only held behind another when its worker died is not charged with that death.
@@ -97,7 +108,8 @@ store_script_t saga_lua_begin = {
         "    redis.call('RPUSH', KEYS[1] .. ':hist', cjson.encode({status = 'error',\n"
         "               date = ARGV[7], message = msg}))\n"
         "    drop_entry()\n"
-        "    leave(KEYS[2], sid, oid, stype, KEYS[1], KEYS[1] .. ':hist', ARGV[8])\n"
+        "    leave(KEYS[2], sid, oid, stype, KEYS[1], KEYS[1] .. ':hist', ARGV[8], ARGV[4],\n"
+        "          ARGV[10])\n"
         "    return {'poisoned'}\n"
         "  end\n"
         "end\n"
@@ -113,7 +125,8 @@ store_script_t saga_lua_begin = {
  * ARGV: 1 saga_id, 2 epoch, 3 status, 4 number H of history entries, 5 number L of order log
  *       entries (steps held in the run are written with the next commit: several of each),
  *       6 now_ms, 7 order status-history entry ("" none), 8 mode, 9 mode argument,
- *       10 number of order field strings N, 11..10+N order field/value pairs, then the H history
+ *       10 number of order field strings N, 11 saga.order_retention_s ("0": orders kept for
+ *       good, see LUA_LEAVE), 12..11+N order field/value pairs, then the H history
  *       entries, the L log entries, then saga field/value pairs. Each entry is its own argument:
  *       splitting one text in Lua cost a second pass (and a second hash) over every byte.
  * mode: "step" (keep the entry), "park" (drop the entry; woken by an accept), "delay" (drop the
@@ -140,7 +153,7 @@ store_script_t saga_lua_commit = {
         "  redis.call('ZADD', P .. 'idx:status:' .. status, cur[3] or ARGV[6], sid)\n"
         "end\n"
         "local nord, nh, nl = tonumber(ARGV[10]), tonumber(ARGV[4]), tonumber(ARGV[5])\n"
-        "local fh = 11 + nord -- the first history entry, then log entries, then saga fields\n"
+        "local fh = 12 + nord -- the first history entry, then log entries, then saga fields\n"
         "local fl = fh + nh\n"
         "local fs = fl + nl\n"
         "local set = {'status', status}\n"
@@ -155,7 +168,7 @@ store_script_t saga_lua_commit = {
         "  if nl > 0 then redis.call('RPUSH', ok .. ':log', unpack(ARGV, fl, fs - 1)) end\n"
         "  if ARGV[7] ~= '' then redis.call('RPUSH', ok .. ':status', ARGV[7]) end\n"
         "  if nord > 0 then\n"
-        "    redis.call('HSET', ok, unpack(ARGV, 11, 10 + nord))\n"
+        "    redis.call('HSET', ok, unpack(ARGV, 12, 11 + nord))\n"
         "    local o = redis.call('HMGET', ok, 'counterparty_order_number', 'destination_tenant')\n"
         "    if o[1] and o[1] ~= '' then\n"
         "      redis.call('SET', P .. 'orderref:' .. o[2] .. ':' .. o[1], oid, 'NX')\n"
@@ -170,7 +183,7 @@ store_script_t saga_lua_commit = {
         "end\n"
         "if mode == 'end' then\n"
         "  drop_entry()\n"
-        "  leave(KEYS[3], sid, oid, stype, KEYS[1], KEYS[2], ARGV[9])\n"
+        "  leave(KEYS[3], sid, oid, stype, KEYS[1], KEYS[2], ARGV[9], ARGV[6], ARGV[11])\n"
         "elseif mode == 'delay' then\n"
         "  drop_entry()\n"
         "  redis.call('ZADD', P .. 'delayed', ARGV[9], sid)\n"

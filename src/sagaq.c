@@ -28,6 +28,7 @@
 #define RECONCILE_LIMIT 100
 #define MAX_RUNNING 2048
 #define TOUCH_LIMIT 256
+#define ORDER_REAP_LIMIT 200
 /*
  * A saga whose runs died with their worker this often ("claims", reset by any progress) is a
  * suspect: it may be the one killing them. Suspects run one at a time in a process, so a saga that
@@ -79,6 +80,9 @@ struct saga_engine {
     uint64_t last_sample;
     bool trimming;
     uint64_t last_trim;
+    bool reaping_orders;
+    bool orders_behind; /* the last pass hit its limit: go on at the next tick */
+    uint64_t last_order_reap;
     bool policy_checked;
     void (*closed_cb)(void *data);
     void *closed_data;
@@ -342,7 +346,8 @@ static void begin_entry(saga_engine_t *e, const char *entry_id, const char *saga
     e->runs.next = run;
     e->running++;
 
-    char saga_key[96], now[24], iso[TIME_ISO_LEN], claims[16], retention[24], suspect[16];
+    char saga_key[96], now[24], iso[TIME_ISO_LEN], claims[16], retention[24], suspect[16],
+        order_keep[24];
     snprintf(saga_key, sizeof saga_key, STORE_KEY_SAGA_FMT, saga_id);
     int64_t now_ms = time_now_ms();
     snprintf(now, sizeof now, "%lld", (long long)now_ms);
@@ -350,11 +355,13 @@ static void begin_entry(saga_engine_t *e, const char *entry_id, const char *saga
     snprintf(claims, sizeof claims, "%d", (*e->cfgp)->saga_max_claims);
     snprintf(retention, sizeof retention, "%ld", (*e->cfgp)->saga_retention_s);
     snprintf(suspect, sizeof suspect, "%d", SUSPECT_CLAIMS);
+    snprintf(order_keep, sizeof order_keep, "%ld", (*e->cfgp)->order_retention_s);
     const char *argv[] = {saga_key, STORE_KEY_STREAM, saga_id, e->consumer, entry_id, now,
-                          claimed ? "1" : "0", claims, iso, retention, suspect};
+                          claimed ? "1" : "0", claims, iso, retention, suspect, order_keep};
     /* Both on one connection, so the HGETALL runs after the script and sees what it wrote. */
     store_t *s = saga_engine_store(e);
-    if (store_evalsha(s, &saga_lua_begin, 2, 11, argv, NULL, on_begin, run) != 0) {
+    if (store_evalsha(s, &saga_lua_begin, 2, (int)CR_ARRAY_SIZE(argv), argv, NULL, on_begin,
+                      run) != 0) {
         run->prev->next = run->next;
         run->next->prev = run->prev;
         e->running--;
@@ -735,6 +742,77 @@ static void trim_indexes(saga_engine_t *e)
     free(argv);
 }
 
+/*
+ * ARGV: 1 cutoff_ms, 2 limit. Removes up to limit orders idle since before the cutoff (their last
+ * saga ended then and none came since, see LUA_LEAVE): the order hash, its log, status history
+ * and saga index, and the number and reference keys that still name it. An order with a saga in
+ * its queue again is only taken out of the idle set; that saga's end puts it back. Returns
+ * {removed, looked at}.
+ */
+static store_script_t reap_orders_script = {
+    .name = "reap_orders",
+    .source =
+        "local P = 'cr:{cr}:'\n"
+        "local idle = P .. 'orders:idle'\n"
+        "local ids = redis.call('ZRANGEBYSCORE', idle, '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])\n"
+        "local n = 0\n"
+        "for _, oid in ipairs(ids) do\n"
+        "  redis.call('ZREM', idle, oid)\n"
+        "  local ok = P .. 'order:' .. oid\n"
+        "  if redis.call('EXISTS', ok .. ':q') == 0 then\n"
+        "    local o = redis.call('HMGET', ok, 'origin_tenant', 'destination_tenant',\n"
+        "                         'order_number', 'counterparty_order_number')\n"
+        "    local function unname(k)\n"
+        "      if redis.call('GET', k) == oid then redis.call('DEL', k) end\n"
+        "    end\n"
+        "    if o[1] and o[3] then unname(P .. 'ordernum:' .. o[1] .. ':' .. o[3]) end\n"
+        "    if o[2] and o[3] then unname(P .. 'ordernum_in:' .. o[2] .. ':' .. o[3]) end\n"
+        "    if o[2] and o[4] and o[4] ~= '' then\n"
+        "      unname(P .. 'orderref:' .. o[2] .. ':' .. o[4])\n"
+        "    end\n"
+        "    redis.call('UNLINK', ok, ok .. ':log', ok .. ':status', P .. 'idx:order:' .. oid)\n"
+        "    n = n + 1\n"
+        "  end\n"
+        "end\n"
+        "return {n, #ids}\n",
+};
+
+static void on_reap_orders(const redisReply *reply, const char *err, void *data)
+{
+    saga_engine_t *e = data;
+    e->cmds_in_flight--;
+    e->reaping_orders = false;
+    if (e->closing) {
+        maybe_free(e);
+        return;
+    }
+    e->orders_behind = false;
+    if (err == NULL && reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 &&
+        reply->element[0]->type == REDIS_REPLY_INTEGER &&
+        reply->element[1]->type == REDIS_REPLY_INTEGER) {
+        e->stats.orders_expired += (uint64_t)reply->element[0]->integer;
+        e->orders_behind = reply->element[1]->integer >= ORDER_REAP_LIMIT;
+    } else if (reply && reply->type == REDIS_REPLY_ERROR) {
+        log_msg(LOG_ERROR, "order reaper failed", "error", reply->str, NULL);
+    }
+}
+
+/* Orders idle longer than saga.order_retention_s go, at most ORDER_REAP_LIMIT per pass. */
+static void reap_orders(saga_engine_t *e)
+{
+    if (e->reaping_orders || !store_ready(e->store))
+        return;
+    char cutoff[24], limit[16];
+    snprintf(cutoff, sizeof cutoff, "%lld",
+             (long long)time_now_ms() - (long long)(*e->cfgp)->order_retention_s * 1000);
+    snprintf(limit, sizeof limit, "%d", ORDER_REAP_LIMIT);
+    const char *argv[] = {cutoff, limit};
+    if (store_evalsha(e->store, &reap_orders_script, 0, 2, argv, NULL, on_reap_orders, e) == 0) {
+        e->reaping_orders = true;
+        e->cmds_in_flight++;
+    }
+}
+
 /* Evicting keys would silently lose accepted sagas: say so loudly at start. */
 static void on_policy(const redisReply *reply, const char *err, void *data)
 {
@@ -783,6 +861,13 @@ static void on_tick(uv_timer_t *t)
             e->last_trim = now;
             trim_indexes(e);
         }
+        /* a tenth of the retention, 1 s to 60 s: an order goes at most 10 % late */
+        long order_keep = (*e->cfgp)->order_retention_s;
+        uint64_t reap_every = (uint64_t)CR_MIN(CR_MAX(order_keep * 100, 1000), 60000);
+        if (order_keep > 0 && (e->orders_behind || now - e->last_order_reap >= reap_every)) {
+            e->last_order_reap = now;
+            reap_orders(e);
+        }
         if (now - e->last_sample >= 1000) {
             e->last_sample = now;
             sample(e);
@@ -828,6 +913,7 @@ void saga_engine_register_scripts(saga_engine_t *e, store_t *store)
     store_script_register(store, &saga_lua_touch);
     store_script_register(store, &sample_script);
     store_script_register(store, &trim_script);
+    store_script_register(store, &reap_orders_script);
 }
 
 void saga_engine_start(saga_engine_t *e)

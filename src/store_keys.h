@@ -39,7 +39,10 @@
  *                                           counterparty_order_number, status, progress_status,
  *                                           canceled, accepted, lines, requested_delivery, notes,
  *                                           bols, drops, status_update (JSON), created_at,
- *                                           updated_at. Kept while the order lives.
+ *                                           updated_at. Kept until saga.order_retention_s
+ *                                           after its last saga ended (with its lists and
+ *                                           the ordernum/ordernum_in/orderref keys naming it);
+ *                                           0 keeps orders for good.
  *   cr:{cr}:order:<order_id>:q      LIST    saga ids of this order not yet finished, in intake
  *                                           order; only the head runs (per-order FIFO).
  *   cr:{cr}:order:<order_id>:log    LIST    CrossroadsLogV2 entries (JSON), oldest first.
@@ -49,6 +52,9 @@
  *                                           destination tenant (orders sent to it).
  *   cr:{cr}:orderref:<tenant>:<n>   STRING  order id by the destination's own reference
  *                                           (the order_number its system answered with).
+ *   cr:{cr}:orders:idle             ZSET    orders with no saga queued -> when the last one
+ *                                           ended (ms); the order reaper (sagaq.c) removes
+ *                                           those idle longer than saga.order_retention_s.
  *
  * Lua scripts build the order keys from these prefixes (all in the {cr} slot).
  *

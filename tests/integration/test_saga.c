@@ -1415,6 +1415,103 @@ static void test_finished_state_is_bounded(void **state)
                  pending, active, delayed);
 }
 
+/* Keys matching pattern, of type (NULL: any), by SCAN. */
+static long long count_keys(redisContext *c, const char *pattern, const char *type)
+{
+    long long n = 0;
+    char cursor[32] = "0";
+    do {
+        redisReply *r = type ? redisCommand(c, "SCAN %s MATCH %s COUNT 1000 TYPE %s", cursor,
+                                            pattern, type)
+                             : redisCommand(c, "SCAN %s MATCH %s COUNT 1000", cursor, pattern);
+        assert_non_null(r);
+        assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+        snprintf(cursor, sizeof cursor, "%s", r->element[0]->str);
+        n += (long long)r->element[1]->elements;
+        freeReplyObject(r);
+    } while (strcmp(cursor, "0") != 0);
+    return n;
+}
+
+/*
+ * Orders go saga.order_retention_s after their last saga ended, with every key that names them;
+ * an order with a saga in its queue again stays. Last in the file: the gateway started here,
+ * with a retention of 2 s, removes every other order the file made.
+ */
+static void test_orders_expire(void **state)
+{
+    (void)state;
+    redisContext *c = harness_redis_connect(&g_redis);
+    assert_non_null(c);
+    /* Every saga has ended (test_finished_state_is_bounded), so every order is idle. */
+    long long orders = count_keys(c, "cr:{cr}:order:*", "hash");
+    assert_true(orders > 5 && orders >= (long long)json_array_size(g_orders));
+    assert_int_equal(redis_int(c, "ZCARD cr:{cr}:orders:idle", NULL), orders);
+    size_t i;
+    json_t *v;
+    json_array_foreach(g_orders, i, v)
+    {
+        redisReply *r = redisCommand(c, "ZSCORE cr:{cr}:orders:idle %s", json_string_value(v));
+        assert_non_null(r);
+        if (r->type != REDIS_REPLY_STRING)
+            fail_msg("order %s is not idle after its sagas ended", json_string_value(v));
+        freeReplyObject(r);
+    }
+    assert_true(count_keys(c, "cr:{cr}:ordernum:*", NULL) == orders);
+    assert_true(count_keys(c, "cr:{cr}:orderref:*", NULL) > 0);
+
+    /* The first order gets a saga in its queue again (as intake would put one there). */
+    const char *busy = json_string_value(json_array_get(g_orders, 0));
+    freeReplyObject(redisCommand(c, "RPUSH cr:{cr}:order:%s:q held-by-test", busy));
+
+    json_t *ov = json_deep_copy(g_overrides);
+    json_t *saga = json_object_get(ov, "saga");
+    json_object_set_new(saga, "retention_s", json_integer(1));
+    json_object_set_new(saga, "order_retention_s", json_integer(2));
+    harness_gw_t gw2;
+    int rc = harness_gw_start(&gw2, "gateway.json", g_redis.port, ov);
+    json_decref(ov);
+    if (rc != 0)
+        fail_msg("a gateway with order_retention_s 2 did not start");
+    assert_true(harness_gw_wait_ready(&gw2, 200, 10000));
+
+    long long end = harness_now_ms() + 15000, left;
+    while ((left = count_keys(c, "cr:{cr}:order:*", "hash")) > 1 && harness_now_ms() < end)
+        harness_sleep_ms(100);
+    char *busy_keys = fmt("cr:{cr}:order:%s*", busy);
+    long long other = count_keys(c, "cr:{cr}:order:*", NULL) - count_keys(c, busy_keys, NULL);
+    free(busy_keys);
+    long long named = count_keys(c, "cr:{cr}:ordernum:*", NULL),
+              named_in = count_keys(c, "cr:{cr}:ordernum_in:*", NULL),
+              refs = count_keys(c, "cr:{cr}:orderref:*", NULL),
+              idx = count_keys(c, "cr:{cr}:idx:order:*", NULL),
+              idle = redis_int(c, "ZCARD cr:{cr}:orders:idle", NULL);
+    char want[64];
+    snprintf(want, sizeof want, "crossroads_orders_expired_total %lld\n", orders - 1);
+    harness_resp_t m;
+    assert_int_equal(harness_http(gw2.port, "GET", "/metrics", NULL, NULL, 0, &m), 0);
+    bool counted = m.body && strstr(m.body, want) != NULL;
+    harness_resp_free(&m);
+    assert_int_equal(harness_gw_stop(&gw2), 0);
+    if (left != 1 || other != 0 || named != 1 || named_in != 1 || refs > 1 || idx > 1 ||
+        idle != 0)
+        fail_msg("after the retention: %lld order hashes (want the busy one), %lld other order "
+                 "keys, %lld ordernum (want 1), %lld ordernum_in (want 1), %lld orderref (want "
+                 "<= 1), %lld idx:order (want <= 1), %lld idle (want 0)",
+                 left, other, named, named_in, refs, idx, idle);
+    if (!counted)
+        fail_msg("/metrics of the second gateway lacks \"%s\"", want);
+
+    /* The busy order is still readable; another is gone, for its tenant as for anyone. */
+    char *q = fmt("order_id=%s", busy);
+    json_decref(get_order(ACME_KEY, q));
+    free(q);
+    char *path = fmt("/v1/order?order_id=%s", json_string_value(json_array_get(g_orders, 1)));
+    json_decref(get_json(ACME_KEY, path, 404));
+    free(path);
+    redisFree(c);
+}
+
 /* ---------------------------------------------------------------------------------------------
  * Set-up
  * ------------------------------------------------------------------------------------------- */
@@ -1517,6 +1614,7 @@ int main(void)
         cmocka_unit_test(test_fifo_two_gateways),
         cmocka_unit_test(test_secrets_never_stored),
         cmocka_unit_test(test_finished_state_is_bounded),
+        cmocka_unit_test(test_orders_expire),
     };
     int failed = cmocka_run_group_tests_name("saga", tests, group_setup, group_teardown);
     return failed != 0 || g_teardown_failed ? 1 : 0;

@@ -159,6 +159,7 @@ static void test_defaults(void **state)
     assert_int_equal(cfg->saga_drain_timeout_ms, 10000);
     assert_int_equal(cfg->saga_retention_s, 604800);
     assert_int_equal(cfg->idempotency_ttl_s, 86400);
+    assert_int_equal(cfg->order_retention_s, 7776000);
 
     assert_int_equal(cfg->n_tenants, 1);
     const cfg_tenant_t *t = &cfg->tenants[0];
@@ -189,7 +190,7 @@ static void test_sections(void **state)
                          "'idle_timeout_ms':7,'body_timeout_ms':2147483647},"
                          "'saga':{'max_attempts':9,'retry_base_ms':10,'retry_max_ms':10,"
                          "'claim_idle_ms':12,'drain_timeout_ms':13,'retention_s':14,"
-                         "'idempotency_ttl_s':15}," TENANTS "}");
+                         "'idempotency_ttl_s':15,'order_retention_s':16}," TENANTS "}");
 
     assert_string_equal(cfg->listen_host, "127.0.0.1");
     assert_int_equal(cfg->listen_port, 9000);
@@ -211,6 +212,7 @@ static void test_sections(void **state)
     assert_int_equal(cfg->saga_drain_timeout_ms, 13);
     assert_int_equal(cfg->saga_retention_s, 14);
     assert_int_equal(cfg->idempotency_ttl_s, 15);
+    assert_int_equal(cfg->order_retention_s, 16);
     assert_int_equal(cfg->n_tenants, 2);
     cfg_unref(cfg);
 }
@@ -476,6 +478,13 @@ static void test_errors_limits_saga(void **state)
         /* Only the base was written: the base is what is wrong. */
         {"{" TENANTS ",'saga':{'retry_base_ms':60000}}",
          "t.json: saga.retry_base_ms: must be at most retry_max_ms (30000)"},
+        /* An order outlives its sagas; 0 keeps orders for good. */
+        {"{" TENANTS ",'saga':{'retention_s':100,'order_retention_s':99}}",
+         "t.json: saga.order_retention_s: must be 0 (keep orders) or at least retention_s (100)"},
+        {"{" TENANTS ",'saga':{'retention_s':7776001}}",
+         "t.json: saga.retention_s: must be at most order_retention_s (7776000)"},
+        {"{" TENANTS ",'saga':{'order_retention_s':-1}}",
+         "t.json: saga.order_retention_s: must be at least 0 (got -1)"},
     };
     run_cases(cases, CR_ARRAY_SIZE(cases));
 }
