@@ -538,7 +538,9 @@ static void on_accept(const redisReply *reply, const char *err, void *data)
         run_end(run);
         return;
     }
-    if (strcmp(reply->str, "canceled") == 0)
+    if (strcmp(reply->str, "gone") == 0)
+        finish(run, "error", "order not found", NULL, NULL);
+    else if (strcmp(reply->str, "canceled") == 0)
         finish(run, "rejected", "order is canceled", NULL, NULL);
     else
         finish(run, "synced",

@@ -146,6 +146,12 @@ store_script_t saga_lua_commit = {
         "                       'type', 'stream_id', 'claims')\n"
         "if cur[1] ~= ARGV[2] then return 'fenced' end\n"
         "local was, oid, stype, entry = cur[2], cur[4] or '', cur[5], cur[6]\n"
+        "-- an accept is not in its order's queue, so the order reaper may have removed the order\n"
+        "-- while it ran: write nothing of an order that is gone\n"
+        "if oid ~= '' and stype == 'order_accept' and\n"
+        "   redis.call('EXISTS', P .. 'order:' .. oid) == 0 then\n"
+        "  oid = ''\n"
+        "end\n"
         "-- progress made: earlier claims were not this saga's fault\n"
         "if cur[7] then redis.call('HDEL', KEYS[1], 'claims') end\n"
         "if was ~= status then\n"
@@ -219,13 +225,15 @@ store_script_t saga_lua_wake_due = {
 /*
  * KEYS: stream. ARGV: 1 order_id, 2 now (ISO).
  * Marks the order accepted and wakes its create saga if it waits in "requested".
- * Returns "resumed", "accepted", "already" or "canceled".
+ * Returns "resumed", "accepted", "already", "canceled" or "gone" (the order reaper removed the
+ * order since the saga began: an accept is not in its order's queue).
  */
 store_script_t saga_lua_accept = {
     .name = "accept",
     .source =
         "local P = 'cr:{cr}:'\n"
         "local ok = P .. 'order:' .. ARGV[1]\n"
+        "if redis.call('EXISTS', ok) == 0 then return 'gone' end\n"
         "if redis.call('HGET', ok, 'canceled') == '1' then return 'canceled' end\n"
         "local was = redis.call('HGET', ok, 'accepted')\n"
         "redis.call('HSET', ok, 'accepted', '1', 'updated_at', ARGV[2])\n"

@@ -1415,6 +1415,29 @@ static void test_finished_state_is_bounded(void **state)
                  pending, active, delayed);
 }
 
+/* An accept marks the order accepted once; only the destination tenant may send it. */
+static void test_accept(void **state)
+{
+    (void)state;
+    char oid[25];
+    free(make_order("PO-ACC", "SW-ACC", oid));
+    char *body = fmt("{\"order\":{\"order_id\":\"%s\"}}", oid);
+    free(run_saga(SWIFT_KEY, "acme-supply", "accept", body, "synced", "order accepted", NULL));
+    free(run_saga(SWIFT_KEY, "acme-supply", "accept", body, "synced",
+                  "order was already accepted", NULL));
+    free(run_saga(ACME_KEY, "swift-haul", "accept", body, "rejected",
+                  "only the destination tenant can accept an order", NULL));
+    free(body);
+    redisContext *c = harness_redis_connect(&g_redis);
+    assert_non_null(c);
+    redisReply *r = redisCommand(c, "HGET cr:{cr}:order:%s accepted", oid);
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_STRING);
+    assert_string_equal(r->str, "1");
+    freeReplyObject(r);
+    redisFree(c);
+}
+
 /* Keys matching pattern, of type (NULL: any), by SCAN. */
 static long long count_keys(redisContext *c, const char *pattern, const char *type)
 {
@@ -1613,6 +1636,7 @@ int main(void)
         cmocka_unit_test(test_4xx_rejected),
         cmocka_unit_test(test_fifo_two_gateways),
         cmocka_unit_test(test_secrets_never_stored),
+        cmocka_unit_test(test_accept),
         cmocka_unit_test(test_finished_state_is_bounded),
         cmocka_unit_test(test_orders_expire),
     };
