@@ -428,26 +428,35 @@ void api_mutation(struct app *app, httpd_req_t *req, const route_t *route,
     rec.order_number = order_number;
     rec.now_ms = now_ms;
     rec.retention_s = cfg->saga_retention_s;
-    char *order_json = NULL;
+    char *lines = NULL;
+    const char *ofields[32];
     if (kind == VAL_CREATE) {
         /* The order record starts with the create; every value is a string (a Redis hash). */
-        char *lines = jsonw_dumps(json_object_get(norm, "lines"), JSON_COMPACT);
-        json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s,"
-                              " s:s, s:s, s:s}",
-                              "order_id", order_id, "origin_tenant", caller->name,
-                              "destination_tenant", dest->name, "order_number", order_number,
-                              "counterparty_order_number", "", "status", "pending",
-                              "progress_status", "no_progress", "canceled", "0", "accepted", "0",
-                              "lines", lines, "requested_delivery",
-                              json_string_value(json_object_get(norm, "requested_delivery")),
-                              "notes", json_string_value(json_object_get(norm, "notes"))
-                                           ? json_string_value(json_object_get(norm, "notes"))
-                                           : "",
-                              "bols", "[]", "drops", "[]", "created_at", now, "updated_at", now);
-        order_json = jsonw_dumps(o, JSON_COMPACT);
-        json_decref(o);
-        free(lines);
-        rec.order_json = order_json;
+        lines = jsonw_dumps(json_object_get(norm, "lines"), JSON_COMPACT);
+        const char *delivery = json_string_value(json_object_get(norm, "requested_delivery"));
+        const char *notes = json_string_value(json_object_get(norm, "notes"));
+        const char *pairs[] = {
+            "order_id", order_id,
+            "origin_tenant", caller->name,
+            "destination_tenant", dest->name,
+            "order_number", order_number,
+            "counterparty_order_number", "",
+            "status", "pending",
+            "progress_status", "no_progress",
+            "canceled", "0",
+            "accepted", "0",
+            "lines", lines,
+            "requested_delivery", delivery ? delivery : "",
+            "notes", notes ? notes : "",
+            "bols", "[]",
+            "drops", "[]",
+            "created_at", now,
+            "updated_at", now,
+        };
+        _Static_assert(CR_ARRAY_SIZE(pairs) <= CR_ARRAY_SIZE(ofields), "ofields is too small");
+        memcpy(ofields, pairs, sizeof pairs);
+        rec.order_fields = ofields;
+        rec.n_order_fields = CR_ARRAY_SIZE(pairs);
     }
     mut_op_t *op = cr_malloc(sizeof *op);
     op->req = req;
@@ -455,7 +464,7 @@ void api_mutation(struct app *app, httpd_req_t *req, const route_t *route,
     op->saga_type = saga_types[kind];
     op->response = response;
     int rc = intake_submit(app->intake, &rec, on_intake, op);
-    free(order_json);
+    free(lines);
     free(canon);
     free(instance);
     json_decref(norm);

@@ -36,7 +36,8 @@ typedef struct intake_rec {
     const char *dest;           /* X-Dest-Tenant-Name */
     const char *order_id;       /* as given (or assigned, for create); "" if none */
     const char *order_number;   /* as given; "" if none */
-    const char *order_json;     /* create only: the order hash fields as a JSON object */
+    const char **order_fields;  /* create only: field/value pairs of the order hash */
+    size_t n_order_fields;      /* number of strings in order_fields (pairs * 2) */
     const char *now_ms;         /* wall clock, for the active-saga index */
     long retention_s;           /* how long the order's saga index keeps entries */
     /* field/value pairs for the saga hash */
