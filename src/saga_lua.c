@@ -6,22 +6,22 @@
 #include "saga_lua.h"
 
 /* The end of a saga, shared by the commit script's "end" and the begin script's poison stop: it
- * leaves the active and delayed sets and its order's queue (waking the order's next saga with a
- * stream entry) and its records expire with the retention. An order whose queue it leaves empty
+ * leaves the active set and its order's queue (waking the order's next saga with a stream entry)
+ * and its records expire with the retention. It is not in the delayed set: only a run puts a saga
+ * there, giving up its stream entry, and the wake-up that takes it out is what lets it run again. An order whose queue it leaves empty
  * is idle from now on (cr:{cr}:orders:idle, unless order_keep is "0": orders kept for good); the
  * order reaper removes orders idle longer than saga.order_retention_s. Needs P defined. */
 #define LUA_LEAVE                                                                                 \
     "local function leave(stream, sid, oid, stype, saga_key, hist_key, retention, now,\n"         \
     "                     order_keep)\n"                                                         \
     "  redis.call('ZREM', P .. 'active', sid)\n"                                                 \
-    "  redis.call('ZREM', P .. 'delayed', sid)\n"                                                \
     "  if oid ~= '' and stype ~= 'order_accept' then\n"                                         \
     "    local q = P .. 'order:' .. oid .. ':q'\n"                                               \
-    "    local head = redis.call('LINDEX', q, 0)\n"                                              \
+    "    local two = redis.call('LRANGE', q, 0, 1)\n"                                           \
+    "    local head, nxt = two[1], two[2]\n"                                                    \
     "    local idle = not head\n"                                                               \
     "    if head == sid then\n"                                                                 \
     "      redis.call('LPOP', q)\n"                                                              \
-    "      local nxt = redis.call('LINDEX', q, 0)\n"                                             \
     "      if nxt then\n"                                                                       \
     "        local id = redis.call('XADD', stream, '*', 'saga_id', nxt, 'type', 'wake',\n"       \
     "                              'tenant', '')\n"                                             \
@@ -70,7 +70,7 @@ store_script_t saga_lua_begin = {
         "  end\n"
         "end\n"
         "local s = redis.call('HMGET', KEYS[1], 'status', 'order_id', 'type', 'stream_id',\n"
-        "                     'started', 'claims')\n"
+        "                     'started', 'claims', 'epoch')\n"
         "if not s[1] then drop_entry(); return {'gone'} end\n"
         "local st = s[1]\n"
         "if st == 'synced' or st == 'canceled' or st == 'rejected' or st == 'error' then\n"
@@ -113,10 +113,9 @@ store_script_t saga_lua_begin = {
         "    return {'poisoned'}\n"
         "  end\n"
         "end\n"
-        "local epoch = redis.call('HINCRBY', KEYS[1], 'epoch', 1)\n"
-        "redis.call('HSET', KEYS[1], 'owner', ARGV[2], 'started',\n"
+        "local epoch = tonumber(s[7] or '0') + 1\n"
+        "redis.call('HSET', KEYS[1], 'epoch', epoch, 'owner', ARGV[2], 'started',\n"
         "           claims >= tonumber(ARGV[9]) and '0' or '1')\n"
-        "redis.call('ZADD', P .. 'active', ARGV[4], sid)\n"
         "return {'run', epoch, order}\n",
 };
 
@@ -132,7 +131,10 @@ store_script_t saga_lua_begin = {
  * mode: "step" (keep the entry), "park" (drop the entry; woken by an accept), "delay" (drop the
  * entry, wake at ARGV[9] ms), "end" (drop the entry, leave the active index and the order's
  * queue, wake the next saga of the order, expire after ARGV[9] seconds). Ending in "error"
- * remembers the status it failed from ("failed_from"), where a retry resumes.
+ * remembers the status it failed from ("failed_from"), where a retry resumes. Only a park or a
+ * delay moves the saga's score in the active index: a run holds its stream entry, which is what
+ * the reconciler looks for, so neither a begin nor a step touches the index (each ZADD was a
+ * Redis call per saga).
  * Returns "ok", or "fenced" without writing anything when the epoch is not the run's.
  */
 store_script_t saga_lua_commit = {
@@ -175,9 +177,14 @@ store_script_t saga_lua_commit = {
         "  if ARGV[7] ~= '' then redis.call('RPUSH', ok .. ':status', ARGV[7]) end\n"
         "  if nord > 0 then\n"
         "    redis.call('HSET', ok, unpack(ARGV, 12, 11 + nord))\n"
-        "    local o = redis.call('HMGET', ok, 'counterparty_order_number', 'destination_tenant')\n"
-        "    if o[1] and o[1] ~= '' then\n"
-        "      redis.call('SET', P .. 'orderref:' .. o[2] .. ':' .. o[1], oid, 'NX')\n"
+        "    -- the counterparty's number names the order once the commit that learns it writes it\n"
+        "    for i = 12, 10 + nord, 2 do\n"
+        "      if ARGV[i] == 'counterparty_order_number' and ARGV[i + 1] ~= '' then\n"
+        "        local dt = redis.call('HGET', ok, 'destination_tenant')\n"
+        "        if dt then\n"
+        "          redis.call('SET', P .. 'orderref:' .. dt .. ':' .. ARGV[i + 1], oid, 'NX')\n"
+        "        end\n"
+        "      end\n"
         "    end\n"
         "  end\n"
         "end\n"
@@ -196,8 +203,6 @@ store_script_t saga_lua_commit = {
         "  redis.call('ZADD', P .. 'active', ARGV[6], sid)\n"
         "elseif mode == 'park' then\n"
         "  drop_entry()\n"
-        "  redis.call('ZADD', P .. 'active', ARGV[6], sid)\n"
-        "else\n"
         "  redis.call('ZADD', P .. 'active', ARGV[6], sid)\n"
         "end\n"
         "return 'ok'\n",
@@ -253,9 +258,9 @@ store_script_t saga_lua_accept = {
 
 /*
  * KEYS: active, delayed, stream. ARGV: 1 older_than_ms, 2 limit, 3 now_ms.
- * Looks at up to limit unfinished sagas not updated since older_than_ms. One that is neither
- * parked for a retry, nor waiting for an accept or behind its order's head, nor holding a live
- * stream entry is re-queued (a new entry). Ended sagas leave the index. Returns how many were
+ * Looks at up to limit unfinished sagas not queued or parked since older_than_ms. One that is
+ * neither parked for a retry, nor waiting for an accept or behind its order's head, nor holding
+ * a live stream entry is re-queued (a new entry). Ended sagas leave the index. Returns how many were
  * re-queued.
  */
 store_script_t saga_lua_reconcile = {

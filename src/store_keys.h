@@ -29,8 +29,10 @@
  *                                           key is hashed so any byte string makes a safe,
  *                                           bounded key name.
  *
- *   cr:{cr}:active                  ZSET    unfinished sagas -> last update (ms); the
- *                                           reconciler re-queues any that lost their entry.
+ *   cr:{cr}:active                  ZSET    unfinished sagas -> when each last gave up its
+ *                                           stream entry or was queued (intake, park, delay,
+ *                                           retry, reconciler; ms); the reconciler re-queues
+ *                                           any that lost their entry.
  *   cr:{cr}:delayed                 ZSET    sagas waiting out a retry delay -> due time (ms).
  *                                           A parked saga has no pending stream entry, so it
  *                                           never looks abandoned to XAUTOCLAIM.
