@@ -8,9 +8,10 @@
 /* The end of a saga, shared by the commit script's "end" and the begin script's poison stop: it
  * leaves the active set and its order's queue (waking the order's next saga with a stream entry)
  * and its records expire with the retention. It is not in the delayed set: only a run puts a saga
- * there, giving up its stream entry, and the wake-up that takes it out is what lets it run again. An order whose queue it leaves empty
- * is idle from now on (cr:{cr}:orders:idle, unless order_keep is "0": orders kept for good); the
- * order reaper removes orders idle longer than saga.order_retention_s. Needs P defined. */
+ * there, giving up its stream entry, and the wake-up that takes it out is what lets it run again.
+ * An order whose queue it leaves empty is idle from now on (cr:{cr}:orders:idle, unless
+ * order_keep is "0": orders kept for good); the order reaper removes orders idle longer than
+ * saga.order_retention_s. Needs P defined. */
 #define LUA_LEAVE                                                                                 \
     "local function leave(stream, sid, oid, stype, saga_key, hist_key, retention, now,\n"         \
     "                     order_keep)\n"                                                         \
@@ -177,7 +178,7 @@ store_script_t saga_lua_commit = {
         "  if ARGV[7] ~= '' then redis.call('RPUSH', ok .. ':status', ARGV[7]) end\n"
         "  if nord > 0 then\n"
         "    redis.call('HSET', ok, unpack(ARGV, 12, 11 + nord))\n"
-        "    -- the counterparty's number names the order once the commit that learns it writes it\n"
+        "    -- the counterparty's number names the order from the commit that writes it\n"
         "    for i = 12, 10 + nord, 2 do\n"
         "      if ARGV[i] == 'counterparty_order_number' and ARGV[i + 1] ~= '' then\n"
         "        local dt = redis.call('HGET', ok, 'destination_tenant')\n"
@@ -260,8 +261,8 @@ store_script_t saga_lua_accept = {
  * KEYS: active, delayed, stream. ARGV: 1 older_than_ms, 2 limit, 3 now_ms.
  * Looks at up to limit unfinished sagas not queued or parked since older_than_ms. One that is
  * neither parked for a retry, nor waiting for an accept or behind its order's head, nor holding
- * a live stream entry is re-queued (a new entry). Ended sagas leave the index. Returns how many were
- * re-queued.
+ * a live stream entry is re-queued (a new entry). Ended sagas leave the index. Returns how many
+ * were re-queued.
  */
 store_script_t saga_lua_reconcile = {
     .name = "reconcile",

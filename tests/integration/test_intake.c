@@ -5,9 +5,9 @@
  * several records in one go and check that the batch behaves as the same requests sent one by
  * one would: a repeat of an Idempotency-Key earlier in the same batch is answered with the
  * first answer, a clash is refused, a request that fails in Redis fails alone, and every stored
- * request has its saga record, history, stream entry and index entries. A batch that would
- * outgrow what Redis reads in one pass is split, and nothing is accepted while no connection is
- * ready.
+ * request has its saga record, history, stream entry and index entries. A create claims its
+ * order number for its tenant once. A batch that would outgrow what Redis reads in one pass is
+ * split, and nothing is accepted while no connection is ready.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -177,6 +177,86 @@ static void test_one_batch_acts_as_requests_in_turn(void **state)
     redisFree(c);
 }
 
+/* A create of tenant for order number num, assigning order_id. */
+static int submit_create(size_t slot, const char *saga_id, const char *tenant, const char *num,
+                         const char *order_id)
+{
+    static const char *fields[] = {"type", "order_create", "status", "pending"};
+    static const char *ofields[N_MAX][8];
+    const char *of[] = {"order_id", order_id, "origin_tenant", tenant, "order_number", num,
+                        "status", "pending"};
+    memcpy(ofields[slot], of, sizeof of);
+    intake_rec_t rec = {
+        .saga_id = saga_id,
+        .saga_type = "order_create",
+        .tenant = tenant,
+        .fingerprint = "fp",
+        .idem_ttl_s = 60,
+        .response = "{}",
+        .history = "{\"status\":\"pending\"}",
+        .dest = "swift-haul",
+        .order_id = order_id,
+        .order_number = num,
+        .now_ms = "1700000000000",
+        .retention_s = 3600,
+        .fields = fields,
+        .n_fields = sizeof fields / sizeof fields[0],
+        .order_fields = ofields[slot],
+        .n_order_fields = sizeof of / sizeof of[0],
+    };
+    memset(&g_out[slot], 0, sizeof g_out[slot]);
+    return intake_submit(g_intake, &rec, on_done, &g_out[slot]);
+}
+
+/* An order number names one order of its tenant: a second create of it, in the same batch or
+ * a later one, is refused and writes nothing; another tenant may use the same number. */
+static void test_create_claims_its_order_number(void **state)
+{
+    (void)state;
+    assert_int_equal(submit_create(0, "createsaga00000000000001", TENANT, "PO-7", "order0000001"),
+                     0);
+    assert_int_equal(submit_create(1, "createsaga00000000000002", TENANT, "PO-7", "order0000002"),
+                     0);
+    assert_int_equal(submit_create(2, "createsaga00000000000003", "swift-haul", "PO-7",
+                                   "order0000003"), 0);
+    wait_outcomes(3);
+    assert_int_equal(submit_create(3, "createsaga00000000000004", TENANT, "PO-7", "order0000004"),
+                     0);
+    wait_outcomes(4);
+    assert_int_equal(g_out[0].result, INTAKE_STORED);
+    assert_int_equal(g_out[1].result, INTAKE_DUPLICATE);
+    assert_int_equal(g_out[2].result, INTAKE_STORED);
+    assert_int_equal(g_out[3].result, INTAKE_DUPLICATE);
+
+    redisContext *c = harness_redis_connect(&g_redis);
+    assert_non_null(c);
+    redisReply *r = redisCommand(c, "GET cr:{cr}:ordernum:" TENANT ":PO-7");
+    assert_int_equal(r->type, REDIS_REPLY_STRING);
+    assert_string_equal(r->str, "order0000001");
+    freeReplyObject(r);
+    r = redisCommand(c, "HGET cr:{cr}:order:order0000001 order_number");
+    assert_int_equal(r->type, REDIS_REPLY_STRING);
+    assert_string_equal(r->str, "PO-7");
+    freeReplyObject(r);
+    assert_int_equal(redis_int(c, "EXISTS cr:{cr}:saga:%s", "createsaga00000000000001"), 1);
+    assert_int_equal(redis_int(c, "ZCARD cr:{cr}:idx:order:%s", "order0000001"), 1);
+    assert_int_equal(redis_int(c, "LLEN cr:{cr}:order:%s:q", "order0000001"), 1);
+    for (int i = 2; i <= 4; i += 2) {
+        char sid[32], oid[16];
+        snprintf(sid, sizeof sid, "createsaga%014d", i);
+        snprintf(oid, sizeof oid, "order%07d", i);
+        assert_int_equal(redis_int(c, "EXISTS cr:{cr}:saga:%s", sid), 0);
+        assert_int_equal(redis_int(c, "EXISTS cr:{cr}:order:%s", oid), 0);
+        assert_int_equal(redis_int(c, "EXISTS cr:{cr}:idx:order:%s", oid), 0);
+        assert_false(in_index(c, "idx:all", sid));
+    }
+    r = redisCommand(c, "GET cr:{cr}:ordernum:swift-haul:PO-7");
+    assert_int_equal(r->type, REDIS_REPLY_STRING);
+    assert_string_equal(r->str, "order0000003");
+    freeReplyObject(r);
+    redisFree(c);
+}
+
 /* Requests that would take one command past what Redis reads in a pass go in several. */
 static void test_big_batch_is_split(void **state)
 {
@@ -294,6 +374,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_one_batch_acts_as_requests_in_turn),
+        cmocka_unit_test(test_create_claims_its_order_number),
         cmocka_unit_test(test_big_batch_is_split),
         cmocka_unit_test(test_many_small_requests),
         cmocka_unit_test(test_not_ready_and_lost_connection),
