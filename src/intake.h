@@ -1,16 +1,19 @@
 /*
  * intake.h - the durable intake write: the one place a mutation becomes a stored saga.
  *
- * A Lua script writes, atomically for each request, the saga stream entry, the saga record, its
- * first history entry and (when the client sent an Idempotency-Key) the idempotency record,
- * after checking that record for a repeat or a clash. The requests submitted in one loop
- * iteration go to Redis as one EVALSHA (a batch, bounded in bytes so Redis reads it in one pass),
- * on the next of the redis.pool connections: per request, Redis then runs one script call
- * instead of several and one ZADD per index instead of five. The same script resolves the order the
- * request names (by id, or by the caller's order number) and appends the saga to that order's
- * queue, so the order of mutations on one order is the order Redis accepted them, whichever
- * gateway process took them; a create makes the order record and its number indexes. Only a reply from Redis makes a saga
- * "accepted"; a failure or timeout leaves its outcome to the client's idempotent retry.
+ * A Lua script writes, atomically for each request, the saga stream entry, the saga record's
+ * control fields, its first history entry and (when the client sent an Idempotency-Key) the
+ * idempotency record, after checking that record for a repeat or a clash. The requests submitted
+ * in one loop iteration go to Redis as one transaction (a batch, bounded in bytes so Redis reads
+ * it in one pass), on the next of the redis.pool connections: MULTI, a plain HSET of each saga
+ * record (and of each created order), one EVALSHA for all of them, EXEC. Per request, Redis then
+ * runs one script call instead of several and one ZADD per index instead of five, and the bulk
+ * of each record never passes through Lua; the script deletes the records of the requests it
+ * does not store. The same script resolves the order the request names (by id, or by the
+ * caller's order number) and appends the saga to that order's queue, so the order of mutations
+ * on one order is the order Redis accepted them, whichever gateway process took them; a create
+ * claims its order number and indexes it. Only a reply from Redis makes a saga "accepted"; a
+ * failure or timeout leaves its outcome to the client's idempotent retry.
  *
  * Owns: the script, the batch being filled and a check handle that sends it when the loop
  * iteration ends. Must not: answer HTTP (the caller does, from the callback).
@@ -60,7 +63,7 @@ typedef void (*intake_cb)(intake_result_t result, const char *response, size_t r
 typedef struct intake intake_t;
 
 typedef struct intake_stats {
-    uint64_t batches;  /* EVALSHA calls sent */
+    uint64_t batches;  /* transactions (one EVALSHA each) sent */
     uint64_t requests; /* requests in them */
 } intake_stats_t;
 

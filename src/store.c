@@ -433,12 +433,18 @@ bool store_ready(const store_t *s)
     return s->state == ST_READY;
 }
 
-int store_command_formatted(store_t *s, const char *cmd, size_t len, store_reply_cb cb,
-                            void *data)
+int store_commands_formatted(store_t *s, size_t n, const char *const *cmds, const size_t *lens,
+                             store_reply_cb cb, void *data)
 {
-    if (s->state != ST_READY || s->ac == NULL)
+    if (s->state != ST_READY || s->ac == NULL || n == 0)
         return UV_ENOTCONN;
-    return send_formatted(s, cmd, len, cb, data, false);
+    /* The replies before the last are dropped by hiredis (no callback). All go out or none:
+     * hiredis refuses a command only while the context is going away, which cannot start
+     * between these calls. */
+    for (size_t i = 0; i + 1 < n; i++)
+        if (redisAsyncFormattedCommand(s->ac, NULL, NULL, cmds[i], lens[i]) != REDIS_OK)
+            return UV_ENOTCONN;
+    return send_formatted(s, cmds[n - 1], lens[n - 1], cb, data, false);
 }
 
 int store_command_argv(store_t *s, int argc, const char **argv, const size_t *argvlen,

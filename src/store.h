@@ -77,9 +77,14 @@ bool store_ready(const store_t *s);
 int store_command_argv(store_t *s, int argc, const char **argv, const size_t *argvlen,
                        store_reply_cb cb, void *data);
 
-/* As store_command_argv, for a command already in the Redis protocol (redisFormatCommand). */
-int store_command_formatted(store_t *s, const char *cmd, size_t len, store_reply_cb cb,
-                            void *data);
+/*
+ * Send n commands already in the Redis protocol back to back on this connection (a MULTI ...
+ * EXEC transaction):
+ * cb gets the last one's reply, exactly once; the replies before it are dropped. Returns as
+ * store_command_argv; on an error nothing was sent.
+ */
+int store_commands_formatted(store_t *s, size_t n, const char *const *cmds, const size_t *lens,
+                             store_reply_cb cb, void *data);
 
 /* The Redis protocol: append "<kind><n>\r\n" (kind '*' or '$'), or one bulk string, to b. */
 void store_resp_len(buf_t *b, char kind, size_t n);

@@ -17,11 +17,12 @@
  * pieces, so every split of the head, the chunk framing and the body is reachable.
  *
  * What stands in for Redis. The link also wraps store_ready (always ready), store_evalsha,
- * store_command_formatted and app_reload. intake.c's batched EVALSHA (one per loop iteration,
- * already in the Redis protocol) is captured in memory, each of its requests checked, and it is
- * answered later (from the harness loop, never re-entrantly)
- * with outcomes the input chooses: per request stored, idempotent repeat, key clash or
- * duplicate order number, or for the whole batch a timeout or an error reply. Other scripts (reads, admin, retry) fail with
+ * store_commands_formatted and app_reload. intake.c's batched transaction (one per loop
+ * iteration, already in the Redis protocol: MULTI, the records' HSETs, one EVALSHA, EXEC) is
+ * captured in memory, each of its requests checked, and it is answered later (from the harness
+ * loop, never re-entrantly) with outcomes the input chooses: per request stored, idempotent
+ * repeat, key clash or duplicate order number, or for the whole batch a timeout or the script
+ * missing (NOSCRIPT). Other scripts (reads, admin, retry) fail with
  * STORE_ERR_DOWN, as they do with Redis down; a reload answers without touching the config.
  *
  * The request handler is app.c's on_request (static there; repeated here until app.c exports
@@ -123,6 +124,7 @@ typedef struct deferred {
      * 0 stored, 1 repeat, 2 clash, 3 duplicate */
     int outcome;
     int n;               /* requests in the batch */
+    int n_hsets;         /* HSETs ahead of its script in the transaction */
     int *outcomes;
     char **repeat_bodies; /* per request, for a repeat: the first answer */
     app_reload_cb rcb;   /* D_RELOAD */
@@ -229,20 +231,19 @@ static const val_kind_t saga_kinds[] = {VAL_CANCEL, VAL_RESET,  VAL_UPDATE_STATU
 
 /*
  * One request of an intake batch: layout and content as intake.c and api_mutation.c promise
- * them. r: the field count N, 14 values (saga_id, type, tenant, idempotency key hash or "",
- * fingerprint, ttl_s, response, history entry, dest, order_id, order_number, the order field
- * count M, now_ms, retention_s), then the N saga-hash strings and the M order-hash strings.
+ * them. v: the script's 12 values (saga_id, type, tenant, idempotency key hash or "",
+ * fingerprint, ttl_s, history entry, dest, order_id, order_number, now_ms, retention_s); fields:
+ * the nf strings of the saga hash's HSET (after its key); ofields: the no strings of a create's
+ * order hash HSET (after its key).
  */
-static void check_intake(int n, const char **r)
+static void check_intake(const char **v, int nf, const char **fields, int no,
+                         const char **ofields)
 {
-    FUZZ_CHECK(n >= 15, "intake request with %d arguments", n);
-    int nf = atoi(r[0]), no = atoi(r[12]);
-    FUZZ_CHECK(strspn(r[0], "0123456789") == strlen(r[0]) && nf >= 2 && nf % 2 == 0 &&
-                   strspn(r[12], "0123456789") == strlen(r[12]) && r[12][0] && no % 2 == 0 &&
-                   nf + no == n - 15,
-               "intake field counts '%s', '%s' for %d arguments", r[0], r[12], n);
-    const char *sid = r[1], *type = r[2], *tenant = r[3], *ihash = r[4], *fp = r[5];
-    const char **fields = r + 15;
+    FUZZ_CHECK(nf >= 4 && nf % 2 == 0 && no % 2 == 0, "intake field counts %d, %d", nf, no);
+    FUZZ_CHECK(strcmp(fields[nf - 2], "response") == 0, "the saga hash ends without the answer");
+    const char *response = fields[nf - 1];
+    nf -= 2;
+    const char *sid = v[0], *type = v[1], *tenant = v[2], *ihash = v[3], *fp = v[4];
     FUZZ_CHECK(strcmp(fields[0], "saga_id") == 0 && strcmp(fields[1], sid) == 0,
                "saga hash fields do not start with saga_id");
 
@@ -253,30 +254,29 @@ static void check_intake(int n, const char **r)
             kind = (int)saga_kinds[i];
     FUZZ_CHECK(kind >= 0, "saga type '%s'", type);
     const cfg_tenant_t *t = cfg_tenant_find(app.cfg, tenant, strlen(tenant));
-    const cfg_tenant_t *dest = cfg_tenant_find(app.cfg, r[9], strlen(r[9]));
+    const cfg_tenant_t *dest = cfg_tenant_find(app.cfg, v[7], strlen(v[7]));
     FUZZ_CHECK(t != NULL, "intake for unknown tenant '%s'", tenant);
-    FUZZ_CHECK(dest != NULL && dest != t, "intake destination '%s'", r[9]);
+    FUZZ_CHECK(dest != NULL && dest != t, "intake destination '%s'", v[7]);
     FUZZ_CHECK(is_hex(fp, 64), "fingerprint");
-    FUZZ_CHECK(strspn(r[6], "0123456789") == strlen(r[6]) && r[6][0], "ttl");
-    json_t *resp = json_loads(r[7], JSON_REJECT_DUPLICATES, NULL);
+    FUZZ_CHECK(strspn(v[5], "0123456789") == strlen(v[5]) && v[5][0], "ttl");
+    json_t *resp = json_loads(response, JSON_REJECT_DUPLICATES, NULL);
     const char *rs = json_string_value(json_object_get(resp, "status"));
     FUZZ_CHECK(json_is_object(resp) && rs && strcmp(rs, "pending") == 0,
-               "intake response: %.200s", r[7]);
+               "intake response: %.200s", response);
     json_decref(resp);
-    json_t *hist = json_loads(r[8], JSON_REJECT_DUPLICATES, NULL);
-    FUZZ_CHECK(json_is_object(hist), "history entry: %.200s", r[8]);
+    json_t *hist = json_loads(v[6], JSON_REJECT_DUPLICATES, NULL);
+    FUZZ_CHECK(json_is_object(hist), "history entry: %.200s", v[6]);
     json_decref(hist);
-    FUZZ_CHECK(r[13][0] && strspn(r[13], "0123456789") == strlen(r[13]), "now_ms");
-    FUZZ_CHECK(r[14][0] && strspn(r[14], "0123456789") == strlen(r[14]), "retention_s");
+    FUZZ_CHECK(v[10][0] && strspn(v[10], "0123456789") == strlen(v[10]), "now_ms");
+    FUZZ_CHECK(v[11][0] && strspn(v[11], "0123456789") == strlen(v[11]), "retention_s");
     bool idem = ihash[0] != '\0';
     FUZZ_CHECK(!idem || is_hex(ihash, 64), "idempotency key hash '%s'", ihash);
-    const char **ofields = r + 15 + nf;
     FUZZ_CHECK(kind == VAL_CREATE ? no > 0 : no == 0, "%d order fields for a %s", no, type);
     for (int i = 0; i < no; i += 2)
         for (int j = 0; j < i; j += 2)
             FUZZ_CHECK(strcmp(ofields[i], ofields[j]) != 0, "order field %s twice", ofields[i]);
     FUZZ_CHECK(no == 0 || (strcmp(ofields[0], "order_id") == 0 && is_hex(ofields[1], 24) &&
-                           strcmp(ofields[1], r[10]) == 0),
+                           strcmp(ofields[1], v[8]) == 0),
                "order fields do not start with the order_id given");
 
     const char *request = NULL, *rid = NULL, *ftenant = NULL, *fdest = NULL, *fidem = NULL;
@@ -293,7 +293,7 @@ static void check_intake(int n, const char **r)
             fidem = fields[i + 1];
     }
     FUZZ_CHECK(request && rid && ftenant && fdest && fidem, "saga hash fields missing");
-    FUZZ_CHECK(strcmp(ftenant, tenant) == 0 && strcmp(fdest, r[9]) == 0, "tenant/dest");
+    FUZZ_CHECK(strcmp(ftenant, tenant) == 0 && strcmp(fdest, v[7]) == 0, "tenant/dest");
     FUZZ_CHECK(request_id_ok(rid), "request_id '%.200s' stored", rid);
     FUZZ_CHECK(strcmp(fidem, ihash) == 0, "idempotency_key field '%s'", fidem);
 
@@ -368,58 +368,94 @@ static int resp_args(const char *cmd, size_t len, char **copy, const char ***out
     return (int)n;
 }
 
-/* intake.c sends its batches as formatted commands: EVALSHA sha 1 <stream> <n> then, per
- * request, its field count, 14 values and the fields. Anything else fails like Redis down. */
-int __wrap_store_command_formatted(store_t *s, const char *cmd, size_t len, store_reply_cb cb,
-                                   void *data)
+/*
+ * intake.c sends each batch as one transaction: MULTI; per request an HSET of its saga hash
+ * (key, fields, "response" and the answer) and, for a create, one of its order hash; EVALSHA
+ * sha 1 <stream> <n> and 12 values per request; EXEC. Anything else fails like Redis down.
+ */
+int __wrap_store_commands_formatted(store_t *s, size_t n_cmds, const char *const *cmds,
+                                    const size_t *lens, store_reply_cb cb, void *data)
 {
     (void)s;
     events++;
     deferred_t *d = calloc(1, sizeof *d);
     d->cb = cb;
     d->data = data;
-    char *copy;
-    const char **a;
-    int argc = resp_args(cmd, len, &copy, &a);
-    if (argc >= 5 && strcmp(a[0], "EVALSHA") == 0 && strcmp(a[2], "1") == 0 &&
-        strcmp(a[3], STORE_KEY_STREAM) == 0) {
-        int n = atoi(a[4]);
+    d->kind = D_STORE;
+    d->err = STORE_ERR_DOWN;
+    FUZZ_CHECK(n_cmds >= 4, "a transaction of %zu commands", n_cmds);
+    char **copies = calloc(n_cmds, sizeof *copies);
+    const char ***args = calloc(n_cmds, sizeof *args);
+    int *argcs = calloc(n_cmds, sizeof *argcs);
+    for (size_t i = 0; i < n_cmds; i++)
+        argcs[i] = resp_args(cmds[i], lens[i], &copies[i], &args[i]);
+    const char **ev = args[n_cmds - 2];
+    int evc = argcs[n_cmds - 2];
+    FUZZ_CHECK(argcs[0] == 1 && strcmp(args[0][0], "MULTI") == 0, "transaction without MULTI");
+    FUZZ_CHECK(argcs[n_cmds - 1] == 1 && strcmp(args[n_cmds - 1][0], "EXEC") == 0,
+               "transaction without EXEC");
+    if (evc >= 5 && strcmp(ev[0], "EVALSHA") == 0 && strcmp(ev[2], "1") == 0 &&
+        strcmp(ev[3], STORE_KEY_STREAM) == 0) {
+        int n = atoi(ev[4]);
         FUZZ_CHECK(n >= 1 && n <= 64, "intake batch of %d", n);
+        FUZZ_CHECK(evc == 5 + 12 * n, "intake batch of %d with %d script arguments", n, evc);
         d->kind = D_INTAKE;
+        d->err = NULL;
         d->n = n;
+        d->n_hsets = (int)n_cmds - 3;
         d->outcomes = calloc((size_t)n, sizeof *d->outcomes);
         d->repeat_bodies = calloc((size_t)n, sizeof *d->repeat_bodies);
-        int at = 5;
+        size_t h = 1; /* the next HSET */
         for (int j = 0; j < n; j++) {
-            FUZZ_CHECK(at + 15 <= argc, "intake batch: request %d of %d cut short", j, n);
-            int nf = atoi(a[at]) + atoi(a[at + 12]);
-            FUZZ_CHECK(nf >= 0 && at + 15 + nf <= argc, "intake batch: request %d fields", j);
-            check_intake(15 + nf, a + at);
+            const char **v = ev + 5 + 12 * j;
+            char key[96];
+            snprintf(key, sizeof key, STORE_KEY_PREFIX "saga:%s", v[0]);
+            FUZZ_CHECK(h < n_cmds - 2 && argcs[h] >= 2 && strcmp(args[h][0], "HSET") == 0 &&
+                           strcmp(args[h][1], key) == 0,
+                       "request %d: no HSET of %s ahead of the script", j, key);
+            const char **fields = args[h] + 2;
+            int nf = argcs[h] - 2;
+            h++;
+            const char **ofields = NULL;
+            int no = 0;
+            if (strcmp(v[1], "order_create") == 0) {
+                snprintf(key, sizeof key, STORE_KEY_PREFIX "order:%s", v[8]);
+                FUZZ_CHECK(h < n_cmds - 2 && argcs[h] >= 2 && strcmp(args[h][0], "HSET") == 0 &&
+                               strcmp(args[h][1], key) == 0,
+                           "create %d: no HSET of %s ahead of the script", j, key);
+                ofields = args[h] + 2;
+                no = argcs[h] - 2;
+                h++;
+            }
+            check_intake(v, nf, fields, no, ofields);
             d->outcomes[j] = (int)fuzz_rng_below(&cs.rng, 6);
             if (d->outcomes[j] > 3)
                 d->outcomes[j] = 0; /* mostly stored */
             if (d->outcomes[j] == 1)
-                d->repeat_bodies[j] = strdup(a[at + 7]);
-            at += 15 + nf;
+                d->repeat_bodies[j] = strdup(fields[nf - 1]);
         }
-        FUZZ_CHECK(at == argc, "intake batch: %d arguments after its requests", argc - at);
+        FUZZ_CHECK(h == n_cmds - 2, "intake batch: %zu commands after its requests' HSETs",
+                   n_cmds - 2 - h);
         buf_reset(&last_intake);
-        buf_append(&last_intake, cmd, len);
+        for (size_t i = 0; i < n_cmds; i++)
+            buf_append(&last_intake, cmds[i], lens[i]);
         if (verbose)
-            fprintf(stderr, "[intake command, %zu bytes] %.*s\n", len,
-                    len > 2000 ? 2000 : (int)len, cmd);
+            fprintf(stderr, "[intake transaction, %zu bytes] %.*s\n", last_intake.len,
+                    last_intake.len > 2000 ? 2000 : (int)last_intake.len, last_intake.data);
         intakes_total += (uint64_t)n;
-        /* now and then the whole batch times out or Redis answers with an error */
+        /* now and then the whole batch times out or its script is gone (NOSCRIPT) */
         uint32_t whole = fuzz_rng_below(&cs.rng, 8);
         d->outcome = whole == 0 ? 4 : whole == 1 ? 5 : -1;
         if (d->outcome == 4)
             d->err = STORE_ERR_TIMEOUT;
-    } else {
-        d->kind = D_STORE;
-        d->err = STORE_ERR_DOWN;
     }
-    free(copy);
-    free(a);
+    for (size_t i = 0; i < n_cmds; i++) {
+        free(copies[i]);
+        free(args[i]);
+    }
+    free(copies);
+    free(args);
+    free(argcs);
     dq_push(d);
     return 0;
 }
@@ -553,7 +589,19 @@ static void deliver_one(deferred_t *d)
         return;
     }
     static const int status_of[] = {200, 200, 409, 409};
-    redisReply top = {0};
+    /* EXEC's reply: each HSET's count, then the script's reply (top) */
+    redisReply exec = {0}, top = {0};
+    redisReply *hsets = calloc((size_t)d->n_hsets, sizeof *hsets);
+    redisReply **exec_els = calloc((size_t)d->n_hsets + 1, sizeof *exec_els);
+    for (int i = 0; i < d->n_hsets; i++) {
+        hsets[i].type = REDIS_REPLY_INTEGER;
+        hsets[i].integer = 10;
+        exec_els[i] = &hsets[i];
+    }
+    exec_els[d->n_hsets] = &top;
+    exec.type = REDIS_REPLY_ARRAY;
+    exec.elements = (size_t)d->n_hsets + 1;
+    exec.element = exec_els;
     redisReply *pairs = calloc((size_t)d->n, 2 * sizeof *pairs);
     redisReply **els = calloc((size_t)d->n, sizeof *els);
     redisReply **pair_els = calloc((size_t)d->n * 2, sizeof *pair_els);
@@ -585,7 +633,7 @@ static void deliver_one(deferred_t *d)
         arrays[j].element = &pair_els[2 * j];
         els[j] = &arrays[j];
     }
-    d->cb(&top, NULL, d->data);
+    d->cb(&exec, NULL, d->data);
     /* Each request of the batch is answered in turn, one response each. */
     if (cs.observed == before + d->n) {
         for (int j = 0; j < d->n && before + j < MAX_EXPECT; j++) {
@@ -594,6 +642,8 @@ static void deliver_one(deferred_t *d)
         }
     }
     free(arrays);
+    free(exec_els);
+    free(hsets);
     free(pair_els);
     free(els);
     free(pairs);
@@ -906,7 +956,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     app.store = FAKE_STORE;
     app.block_store = FAKE_STORE;
     /* Intake batches over a real store that never connects: store_ready and
-     * store_command_formatted are wrapped, so its batches are captured above. */
+     * store_commands_formatted are wrapped, so its batches are captured above. */
     static store_t *intake_store;
     intake_store = store_new(&loop, "redis://127.0.0.1:6379/0", 1000);
     app.intake = intake_new(&loop, &intake_store, 1);

@@ -166,9 +166,11 @@ static void test_one_batch_acts_as_requests_in_turn(void **state)
         for (size_t k = 0; k < sizeof idx / sizeof idx[0]; k++)
             assert_true(in_index(c, idx[k], stored[i]));
     }
-    /* Not stored: the repeat and the clash wrote nothing; the failed one is in no index. */
+    /* Not stored: the repeat and the clash wrote nothing (their records, written ahead of the
+     * script, are gone again); the failed one has no record and is in no index. */
     assert_int_equal(redis_int(c, "EXISTS cr:{cr}:saga:%s", "sagaaaaaaaaaaaaaaaaaaaa2"), 0);
     assert_int_equal(redis_int(c, "EXISTS cr:{cr}:saga:%s", "sagaaaaaaaaaaaaaaaaaaaa3"), 0);
+    assert_int_equal(redis_int(c, "EXISTS cr:{cr}:saga:%s", "sagaaaaaaaaaaaaaaaaaaaa4"), 0);
     assert_false(in_index(c, "idx:all", "sagaaaaaaaaaaaaaaaaaaaa4"));
     assert_false(in_index(c, "active", "sagaaaaaaaaaaaaaaaaaaaa4"));
     redisReply *r = redisCommand(c, "XLEN cr:{cr}:sagas");
@@ -242,7 +244,7 @@ static void test_create_claims_its_order_number(void **state)
     assert_int_equal(redis_int(c, "ZCARD cr:{cr}:idx:order:%s", "order0000001"), 1);
     assert_int_equal(redis_int(c, "LLEN cr:{cr}:order:%s:q", "order0000001"), 1);
     for (int i = 2; i <= 4; i += 2) {
-        char sid[32], oid[16];
+        char sid[40], oid[24];
         snprintf(sid, sizeof sid, "createsaga%014d", i);
         snprintf(oid, sizeof oid, "order%07d", i);
         assert_int_equal(redis_int(c, "EXISTS cr:{cr}:saga:%s", sid), 0);
@@ -308,6 +310,33 @@ static void test_many_small_requests(void **state)
     redisContext *c = harness_redis_connect(&g_redis);
     for (size_t i = 0; i < N_MAX; i++)
         assert_true(in_index(c, "idx:all", ids[i]));
+    redisFree(c);
+}
+
+/* The script gone from Redis (SCRIPT FLUSH): the transaction still writes the records sent ahead
+ * of the script, so the intake removes them again; every request of the batch fails. */
+static void test_script_gone_leaves_nothing(void **state)
+{
+    (void)state;
+    redisContext *c = harness_redis_connect(&g_redis);
+    assert_non_null(c);
+    freeReplyObject(redisCommand(c, "SCRIPT FLUSH"));
+    assert_int_equal(submit(0, "flushsaga000000000000001", NULL, "fp", "", "{}"), 0);
+    assert_int_equal(submit_create(1, "flushsaga000000000000002", TENANT, "PO-F", "flushorder01"),
+                     0);
+    wait_outcomes(2);
+    assert_int_equal(g_out[0].result, INTAKE_UNAVAILABLE);
+    assert_int_equal(g_out[1].result, INTAKE_UNAVAILABLE);
+    long long deadline = harness_now_ms() + 5000;
+    while (redis_int(c, "EXISTS cr:{cr}:saga:%s", "flushsaga000000000000001") != 0 &&
+           harness_now_ms() < deadline) {
+        uv_run(&g_loop, UV_RUN_NOWAIT);
+        harness_sleep_ms(2);
+    }
+    assert_int_equal(redis_int(c, "EXISTS cr:{cr}:saga:%s", "flushsaga000000000000001"), 0);
+    assert_int_equal(redis_int(c, "EXISTS cr:{cr}:saga:%s", "flushsaga000000000000002"), 0);
+    assert_int_equal(redis_int(c, "EXISTS cr:{cr}:order:%s", "flushorder01"), 0);
+    assert_int_equal(redis_int(c, "EXISTS cr:{cr}:ordernum:%s", TENANT ":PO-F"), 0);
     redisFree(c);
 }
 
@@ -377,6 +406,7 @@ int main(void)
         cmocka_unit_test(test_create_claims_its_order_number),
         cmocka_unit_test(test_big_batch_is_split),
         cmocka_unit_test(test_many_small_requests),
+        cmocka_unit_test(test_script_gone_leaves_nothing),
         cmocka_unit_test(test_not_ready_and_lost_connection),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
