@@ -159,7 +159,6 @@ typedef struct sent {
     store_t *store;
     size_t n;
     char *keys; /* NUL-separated */
-    size_t keys_len;
     size_t n_keys;
     waiter_t w[];
 } sent_t;
@@ -320,7 +319,6 @@ static void flush(intake_t *in)
     memcpy(b->w, in->w, in->n * sizeof b->w[0]);
     b->keys = cr_malloc(in->keys.len ? in->keys.len : 1);
     memcpy(b->keys, in->keys.data, in->keys.len);
-    b->keys_len = in->keys.len;
     b->n_keys = in->n_keys;
 
     /* The head goes right before the arguments, in the room left for it (one buffer, reused:

@@ -79,9 +79,8 @@ int store_command_argv(store_t *s, int argc, const char **argv, const size_t *ar
 
 /*
  * Send n commands already in the Redis protocol back to back on this connection (a MULTI ...
- * EXEC transaction):
- * cb gets the last one's reply, exactly once; the replies before it are dropped. Returns as
- * store_command_argv; on an error nothing was sent.
+ * EXEC transaction): cb gets the last one's reply, exactly once; the replies before it are
+ * dropped. Returns as store_command_argv; on an error nothing was sent.
  */
 int store_commands_formatted(store_t *s, size_t n, const char *const *cmds, const size_t *lens,
                              store_reply_cb cb, void *data);
