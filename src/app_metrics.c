@@ -60,12 +60,15 @@ static double g_in_flight(void *data)
     return (double)st.in_flight;
 }
 
-static double c_evicted(void *data)
-{
-    httpd_stats_t st;
-    httpd_stats_get(((app_t *)data)->httpd, &st);
-    return (double)st.evicted;
-}
+#define HTTPD_STAT(fn, field)                                                                      \
+    static double fn(void *data)                                                                   \
+    {                                                                                              \
+        httpd_stats_t st;                                                                          \
+        httpd_stats_get(((app_t *)data)->httpd, &st);                                              \
+        return (double)st.field;                                                                   \
+    }
+HTTPD_STAT(c_evicted, evicted)
+HTTPD_STAT(c_reads_paused, paused)
 
 #define SAGA_STAT(fn, field)                                                                       \
     static double fn(void *data)                                                                   \
@@ -165,6 +168,12 @@ void app_metrics_init(app_t *app)
                                          "connection limit.",
                                          NULL),
                          NULL, c_evicted, app);
+    metrics_counter_bind(metrics_counter(m, "crossroads_http_reads_paused_total",
+                                         "Connections paused until the end of a poll phase that "
+                                         "had read for its whole slice (fairness under "
+                                         "overload).",
+                                         NULL),
+                         NULL, c_reads_paused, app);
     app->m.sagas_accepted = metrics_counter(m, "crossroads_sagas_accepted_total",
                                             "Mutations stored and answered pending, by saga type.",
                                             "type");

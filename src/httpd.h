@@ -118,6 +118,7 @@ typedef struct httpd_stats {
     uint64_t accepted;
     uint64_t requests;
     uint64_t evicted; /* idle or head-incomplete connections closed to admit new ones */
+    uint64_t paused;  /* reads paused for the rest of a long poll phase (fairness, httpd.c) */
     size_t open_connections;
     size_t in_flight; /* requests handed to the handler and not yet answered */
 } httpd_stats_t;
