@@ -114,7 +114,7 @@ struct httpd {
     httpd_conn_t paused; /* sentinel of the paused connections (pause_prev/pause_next) */
     uv_prepare_t phase_start;
     uv_check_t phase_end;
-    uint64_t phase_started_ns; /* uv_hrtime() as the loop's current poll phase began */
+    uint64_t phase_started_ns; /* uv_hrtime() at the poll phase's first read; 0: none yet */
     httpd_stats_t stats;
     int port;
     bool draining;
@@ -1199,10 +1199,12 @@ static void maybe_pause(httpd_conn_t *c)
     h->stats.paused++;
 }
 
+/* The slice runs from the phase's first read, not from the prepare handle: the phase may have
+ * begun with an idle wait in epoll_wait, which is not reading. */
 static void on_phase_start(uv_prepare_t *p)
 {
     httpd_t *h = p->data;
-    h->phase_started_ns = uv_hrtime();
+    h->phase_started_ns = 0;
 }
 
 static void on_phase_end(uv_check_t *chk)
@@ -1218,6 +1220,8 @@ static void on_phase_end(uv_check_t *chk)
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 {
     httpd_conn_t *c = stream->data;
+    if (c->h->phase_started_ns == 0)
+        c->h->phase_started_ns = uv_hrtime();
     if (nread == 0)
         return;
     if (nread < 0) {
@@ -1364,7 +1368,6 @@ httpd_t *httpd_new(uv_loop_t *loop, const httpd_limits_t *limits, httpd_request_
     uv_unref((uv_handle_t *)&h->phase_start);
     uv_unref((uv_handle_t *)&h->phase_end);
     h->open_handles = 2;
-    h->phase_started_ns = uv_hrtime();
     llhttp_settings_init(&h->settings);
     h->settings.on_message_begin = cb_message_begin;
     h->settings.on_url = cb_url;
