@@ -927,6 +927,7 @@ sub_flood() {
         taskset -c "$LOAD_CPU" wrk -t1 -c"$FLOOD_CONNS" -d"$((DURATION + 2))s" --timeout "$WRK_TIMEOUT" \
           -s "$BENCH_DIR/lua/refused.lua" "http://127.0.0.1:$GW_PORT/" -- "$rep" >"$wout" 2>&1 &
         wpid=$!
+        track "$wpid"
         sleep 1
       fi
       out=$(taskset -c "$LOAD_CPU" "$B/bench_openloop" --port "$GW_PORT" --rate "$FLOOD_RATE" --duration "$DURATION" \
@@ -934,6 +935,7 @@ sub_flood() {
       echo "$out" >>"$RAW/openloop.jsonl"
       if [ -n "$wpid" ]; then
         wait "$wpid" || true
+        untrack "$wpid"
         flood_rps=$(sed -n 's/^BENCH_KV .*rps=\([0-9.]*\).*/\1/p' "$wout")
       fi
       il=$(json_obj "$out" intake_ms)
