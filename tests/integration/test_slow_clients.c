@@ -39,6 +39,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -756,7 +757,7 @@ typedef struct flood {
     pthread_t thread;
     int *fd;
     int ep;
-    volatile long long answers;
+    atomic_llong answers; /* complete answers read (the main thread samples it) */
     long long lost; /* connections closed under the flood */
 } flood_t;
 
@@ -810,7 +811,7 @@ static void *flood_main(void *arg)
                 continue;
             }
             if (last == '}') { /* the JSON body's end: the answer is complete */
-                f->answers = f->answers + 1;
+                atomic_fetch_add(&f->answers, 1);
                 flood_send(fd);
             }
         }
@@ -821,6 +822,7 @@ static void *flood_main(void *arg)
 static void flood_start(flood_t *f, int port, int n)
 {
     memset(f, 0, sizeof *f);
+    atomic_init(&f->answers, 0);
     f->port = port;
     f->n = n;
     f->fd = calloc((size_t)n, sizeof *f->fd);
@@ -875,11 +877,11 @@ static void test_refusal_flood(void **state)
         harness_sleep_ms(10);
     assert_true(f.ready);
     harness_sleep_ms(500);
-    long long a0 = f.answers;
+    long long a0 = atomic_load(&f.answers);
     double w0 = now_us();
     legit_t load;
     legit_run(g_gw.port, secs * 1000, 10, &load);
-    double flood_rps = (double)(f.answers - a0) / ((now_us() - w0) / 1e6);
+    double flood_rps = (double)(atomic_load(&f.answers) - a0) / ((now_us() - w0) / 1e6);
     double paused = metric("crossroads_http_reads_paused_total");
     double timeouts = metric("crossroads_redis_timeouts_total") - timeouts0;
     double reconnects = metric("crossroads_redis_reconnects_total") - reconnects0;
