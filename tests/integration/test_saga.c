@@ -1535,6 +1535,59 @@ static void test_orders_expire(void **state)
     redisFree(c);
 }
 
+/*
+ * saga.order_retention_s 0 keeps orders for good: an order whose sagas have all ended is not
+ * marked idle, and no reaper runs, even for an order an earlier configuration marked idle long
+ * ago. The file's gateway gives way to one with that configuration (and saga records kept 1 s).
+ */
+static void test_orders_kept(void **state)
+{
+    (void)state;
+    g_gw_up = false;
+    assert_int_equal(harness_gw_stop(&g_gw), 0);
+    json_t *ov = json_deep_copy(g_overrides);
+    json_t *saga = json_object_get(ov, "saga");
+    json_object_set_new(saga, "retention_s", json_integer(1));
+    json_object_set_new(saga, "order_retention_s", json_integer(0));
+    int rc = harness_gw_start(&g_gw, "gateway.json", g_redis.port, ov);
+    json_decref(ov);
+    if (rc != 0)
+        fail_msg("a gateway with order_retention_s 0 did not start");
+    g_gw_up = true;
+    assert_true(harness_gw_wait_ready(&g_gw, 200, 10000));
+
+    char oid[25];
+    free(make_order("PO-KEEP", "SW-KEEP", oid));
+    redisContext *c = harness_redis_connect(&g_redis);
+    assert_non_null(c);
+    redisReply *r = redisCommand(c, "ZSCORE cr:{cr}:orders:idle %s", oid);
+    assert_non_null(r);
+    if (r->type != REDIS_REPLY_NIL)
+        fail_msg("order %s was marked idle with order_retention_s 0", oid);
+    freeReplyObject(r);
+    assert_int_equal(redis_int(c, "TTL cr:{cr}:order:%s", oid), -1);
+
+    /* Marked idle at the epoch, as a gateway with a retention would have left it: kept. */
+    freeReplyObject(redisCommand(c, "ZADD cr:{cr}:orders:idle 1 %s", oid));
+    harness_sleep_ms(2500); /* a reaper would have run twice; the saga record has expired */
+    char *key = fmt("cr:{cr}:order:%s", oid);
+    assert_int_equal(redis_int(c, "EXISTS %s", key), 1);
+    free(key);
+    assert_int_equal(redis_int(c, "EXISTS %s", "cr:{cr}:ordernum:acme-supply:PO-KEEP"), 1);
+    assert_int_equal(redis_int(c, "EXISTS %s", "cr:{cr}:orderref:swift-haul:SW-KEEP"), 1);
+    char *q = fmt("order_id=%s", oid);
+    json_decref(get_order(ACME_KEY, q));
+    free(q);
+    json_decref(get_order(SWIFT_KEY, "order_number=SW-KEEP"));
+    harness_resp_t m;
+    assert_int_equal(harness_http(g_gw.port, "GET", "/metrics", NULL, NULL, 0, &m), 0);
+    bool none = m.body && strstr(m.body, "crossroads_orders_expired_total 0\n") != NULL;
+    harness_resp_free(&m);
+    if (!none)
+        fail_msg("/metrics: crossroads_orders_expired_total is not 0");
+    redisFree(c);
+}
+
 /* ---------------------------------------------------------------------------------------------
  * Set-up
  * ------------------------------------------------------------------------------------------- */
@@ -1639,6 +1692,7 @@ int main(void)
         cmocka_unit_test(test_accept),
         cmocka_unit_test(test_finished_state_is_bounded),
         cmocka_unit_test(test_orders_expire),
+        cmocka_unit_test(test_orders_kept),
     };
     int failed = cmocka_run_group_tests_name("saga", tests, group_setup, group_teardown);
     return failed != 0 || g_teardown_failed ? 1 : 0;
