@@ -8,10 +8,17 @@
 #   range  median [min–max]     med  median     max  maximum     min  minimum
 #   sum    total                okof "k/n" rows where the value is 1 (values "-" not counted)
 # filter (optional): "column=value" keeps only matching rows.
+# versus (optional): comma-separated metric names; after the table, one line per row but the
+#   first with the ratio of each of these medians to the first row's.
 function sortn(a, n,    i, j, t) {
   for (i = 2; i <= n; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
 }
 function median(a, n) { sortn(a, n); return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2 }
+function rowmedian(key, i,    j, m, b) {
+  m = 0
+  for (j = 1; j <= cnt[key]; j++) if (val[key, i, j] != "-" && val[key, i, j] != "") b[++m] = val[key, i, j] + 0
+  return m ? median(b, m) : 0
+}
 BEGIN {
   ng = split(group, G, ",")
   nm = split(metrics, M, ",")
@@ -61,5 +68,21 @@ END {
       line = line " " cell " |"
     }
     print line
+  }
+  if (versus == "") exit
+  nv = split(versus, V, ",")
+  print ""
+  for (r = 2; r <= nkeys; r++) {
+    line = "-"
+    for (i = 1; i <= ng; i++) line = line " " G[i] " " gval[order[r], i]
+    line = line " against"
+    for (i = 1; i <= ng; i++) line = line " " G[i] " " gval[order[1], i]
+    line = line ":"
+    for (x = 1; x <= nv; x++) {
+      for (i = 1; i <= nm; i++) if (mname[i] == V[x]) break
+      line = line (x > 1 ? "," : "") " " mtitle[i] " " \
+        sprintf("%.2f", rowmedian(order[r], i) / rowmedian(order[1], i)) "x"
+    }
+    print line " (medians)"
   }
 }

@@ -30,7 +30,7 @@ KNOBS="QUICK DURATION REPS CONNS MIXES FSYNCS HEALTH_CONNS REFA_PASS BODY_BYTES 
   NOISE_RETRIES NOISE_WAIT SRV_CPU LOAD_CPU
   REDIS_CPU REWRITE_CPU DEST_CPU GW_LOG_LEVEL BENCH_PORT_BASE GW_BIN SKIP_BUILD SAGA_FSYNC SAGA_CONNS SAGA_DURATION
   DEST_DELAY_MS E2E_RATE E2E_DURATION OPENLOOP_CONNS LAT_MIX IDLE_CONNS SCALE_PROCS SCALE_MIX SCALE_CONNS
-  SCALE_FSYNC SCALE_GW_CPUS STORED_COUNTS STORED_CONNS STORED_FSYNC FLOOD_CONNS FLOOD_RATE"
+  SCALE_FSYNC SCALE_GW_CPUS STORED_CASES STORED_CONNS STORED_FSYNC FLOOD_CONNS FLOOD_RATE"
 COMMAND_LINE="$(for v in $KNOBS; do if [ -n "${!v:-}" ]; then printf '%s=%q ' "$v" "${!v}"; fi; done)bench/run.sh $*"
 
 # ---------------------------------------------------------------- knobs
@@ -80,7 +80,10 @@ SCALE_CONNS=${SCALE_CONNS:-256}
 SCALE_FSYNC=${SCALE_FSYNC:-always}
 SCALE_GW_CPUS=${SCALE_GW_CPUS:-$SRV_CPU}
 # stored orders
-STORED_COUNTS=${STORED_COUNTS:-"1000 1000000"}
+# orders stored:orders the requests pick from (the first ones). With 1,000 orders every order gets
+# ~25 updates in a 5 s run, queued behind each other (per-order FIFO); the middle case has the same
+# queueing with a million orders stored, so it differs from the first in the stored orders alone.
+STORED_CASES=${STORED_CASES:-"1000:1000 1000000:1000 1000000:1000000"}
 STORED_CONNS=${STORED_CONNS:-256}
 STORED_FSYNC=${STORED_FSYNC:-always}
 # a flood of refused requests
@@ -842,19 +845,26 @@ wait_aof_rewrite() { # until Redis has no AOF rewrite running or scheduled (at m
 
 sub_stored() {
   ROWS="$RAW/stored.tsv"
-  echo "$ROW_HDR	orders	used_memory_mb" >"$ROWS"
+  echo "$ROW_HDR	orders	picked	used_memory_mb	redis_us_saga	drain_s" >"$ROWS"
   make_config 10000
   start_dest 0
-  local n rep from batch=20000 now before t0 t1 hwm mem
+  # One Redis per order count, all loaded first; the repetitions then go through the cases in
+  # turn, forward and then backward (ABBA), so drift on this shared machine falls on every case
+  # alike instead of on whichever was measured last.
+  local -A s_port=() s_pid=() s_dir=() s_mem=()
+  local n c pick k=0 rep from batch=20000 now before t0 t1 r0 r1 hwm order counts
+  counts=$(for c in $STORED_CASES; do echo "${c%%:*}"; done | awk '!seen[$0]++' | tr '\n' ' ')
   now=$(date -u +%Y-%m-%dT%H:%M:%S.000Z)
-  for n in $STORED_COUNTS; do
+  for n in $counts; do
+    REDIS_PORT=$((PORT_BASE + 5 + k)); k=$((k + 1))
+    port_free "$REDIS_PORT" || die "port $REDIS_PORT is in use (set BENCH_PORT_BASE)"
     start_redis "$STORED_FSYNC"
-    log "stored: preloading $n orders"
+    log "stored: preloading $n orders (Redis on port $REDIS_PORT)"
     for ((from = 0; from < n; from += batch)); do
       rcli EVAL "$PRELOAD_LUA" 0 "$from" "$(( from + batch < n ? from + batch : n ))" "$now" >/dev/null
     done
-    mem=$(rcli INFO memory | awk -F: '/^used_memory:/{printf "%.0f", $2/1048576}')
-    log "stored: $n orders loaded ($mem MB used by Redis)"
+    s_mem[$n]=$(rcli INFO memory | awk -F: '/^used_memory:/{printf "%.0f", $2/1048576}')
+    log "stored: $n orders loaded (${s_mem[$n]} MB used by Redis)"
     # What this compares is the stored orders, not Redis's AOF upkeep: the preload's AOF is
     # rewritten (compacted) before measuring, and automatic rewrites are off while measuring.
     # Otherwise a rewrite - a fork writing the whole data set on the core Redis and wrk share -
@@ -862,44 +872,65 @@ sub_stored() {
     # growth for 1,000).
     rcli BGREWRITEAOF >/dev/null
     rcli CONFIG SET auto-aof-rewrite-percentage 0 >/dev/null
-    for ((rep = 1; rep <= REPS; rep++)); do
+    wait_aof_rewrite # the rewrite child runs on the gateway's CPU: not while another N measures
+    s_port[$n]=$REDIS_PORT s_pid[$n]=$REDIS_PID s_dir[$n]=$REDIS_DIR
+  done
+  for ((rep = 1; rep <= REPS; rep++)); do
+    order=$STORED_CASES
+    [ $((rep % 2)) = 1 ] || order=$(printf '%s\n' $STORED_CASES | tac | tr '\n' ' ')
+    for c in $order; do
+      n=${c%%:*} pick=${c#*:}
+      REDIS_PORT=${s_port[$n]} REDIS_PID=${s_pid[$n]} REDIS_DIR=${s_dir[$n]}
       wait_aof_rewrite
       start_gateways 1
       before=$(saga_count)
-      t0=$(sum_ticks "${GW_PIDS[@]}")
-      run_wrk stored "$STORED_CONNS" "http://127.0.0.1:$GW_PORT/" "$RUN_ID-stored-$n-$rep" "$n"
+      t0=$(sum_ticks "${GW_PIDS[@]}"); r0=$(cpu_ticks "$REDIS_PID")
+      run_wrk stored "$STORED_CONNS" "http://127.0.0.1:$GW_PORT/" "$RUN_ID-stored-$n-$pick-$rep" "$pick"
       t1=$(sum_ticks "${GW_PIDS[@]}")
       hwm=$(sum_kb VmHWM "${GW_PIDS[@]}")
-      sleep 0.5
-      local stored ok sent check cpu_s
+      # Redis's CPU from the start of the run until every saga it stored has finished, per saga:
+      # the work each request costs Redis, intake and saga, whatever the rate wrk reached. The
+      # saga count comes after it: counting SCANs every key (4 M with 1,000,000 orders).
+      local stored ok sent check cpu_s drain
+      sleep 0.5 # requests wrk sent last are still being stored
+      drain=$(wait_sagas_done)
+      r1=$(cpu_ticks "$REDIS_PID")
       stored=$(( $(saga_count) - before )); ok=$(kv ok); sent=$(kv sent)
       if [ "$stored" -ge "$ok" ] && [ "$stored" -le "$sent" ]; then check=1; else check=0; fi
       cpu_s=$(awk -v a="$t0" -v b="$t1" -v hz="$CLK_TCK" 'BEGIN{printf "%.2f", (b-a)/hz}')
-      printf 'stored\t%s\tupdate_status\t%s\tgw\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
+      printf 'stored\t%s\tupdate_status\t%s\tgw\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
         "$STORED_FSYNC" "$STORED_CONNS" "$rep" "$(kv rps)" "$(kv p50)" "$(kv p90)" "$(kv p99)" "$(kv max)" \
         "$(kv non2xx)" "$(( $(kv sock_connect) + $(kv sock_read) + $(kv sock_write) + $(kv sock_timeout) ))" \
         "$(kv requests)" "$ok" "$sent" "$stored" "$((stored - ok))" "$check" \
         "$(awk -v k="$hwm" 'BEGIN{printf "%.1f", k/1024}')" "$cpu_s" \
-        "$(awk -v c="$cpu_s" -v r="$(kv requests)" 'BEGIN{printf "%.1f", (r > 0 ? c*1e6/r : 0)}')" "$OTHER_CPU" "$n" "$mem" >>"$ROWS"
-      log "stored $n #$rep: $(kv rps) req/s p99 $(kv p99) ms stored $stored (2xx $ok, sent $sent)"
-      wait_sagas_done >/dev/null # the next repetition starts without this one's backlog
+        "$(awk -v c="$cpu_s" -v r="$(kv requests)" 'BEGIN{printf "%.1f", (r > 0 ? c*1e6/r : 0)}')" "$OTHER_CPU" \
+        "$n" "$pick" "${s_mem[$n]}" \
+        "$(awk -v a="$r0" -v b="$r1" -v hz="$CLK_TCK" -v s="$stored" 'BEGIN{printf "%.1f", (s > 0 ? (b-a)/hz*1e6/s : 0)}')" \
+        "$drain" >>"$ROWS"
+      log "stored $n (picking from $pick) #$rep: $(kv rps) req/s p99 $(kv p99) ms stored $stored (2xx $ok, sent $sent), drained in $drain s"
       stop_gateways
     done
+  done
+  for n in $counts; do
+    REDIS_PORT=${s_port[$n]} REDIS_PID=${s_pid[$n]} REDIS_DIR=${s_dir[$n]}
     stop_redis
   done
+  REDIS_PORT=$((PORT_BASE + 4))
   stop_dest
   local md="$RAW/stored.md"
   {
     echo "## Intake with many stored orders (\`bench/run.sh stored\`)"
     echo
     machine_info
-    echo "- N orders preloaded into Redis (order hash + number indexes, the layout of src/store_keys.h); wrk posts update_status"
-    echo "  for a random one of them at $STORED_CONNS connections, ${DURATION} s; fsync $STORED_FSYNC. The gateway restarts per repetition, Redis"
-    echo "  keeps the orders (and the sagas of earlier repetitions, drained before the next). The preload's AOF is rewritten"
-    echo "  before measuring and automatic AOF rewrites are off while measuring (auto-aof-rewrite-percentage 0)."
+    echo "- N orders preloaded into Redis (order hash + number indexes, the layout of src/store_keys.h), one Redis per N, all"
+    echo "  loaded before measuring; wrk posts update_status for a random one of the first \"picked\" of them at $STORED_CONNS connections,"
+    echo "  ${DURATION} s; fsync $STORED_FSYNC. The repetitions go through the cases forward, then backward (ABBA). The gateway restarts per repetition; Redis keeps"
+    echo "  the orders (and the sagas of earlier repetitions, drained before the next). The preload's AOF is rewritten before"
+    echo "  measuring and automatic AOF rewrites are off while measuring (auto-aof-rewrite-percentage 0). Redis µs/saga: Redis's"
+    echo "  CPU from the start of the run until all its sagas finished, divided by the sagas it stored."
     echo
-    awk -F'\t' -f "$BENCH_DIR/mdtable.awk" -v group="orders" \
-      -v metrics="used_memory_mb:%d:med:Redis MB after preload,rps:%.0f:range:req/s,p50:%.2f:med:p50 ms,p99:%.2f:med:p99 ms,max:%.2f:max:max ms,non2xx:%d:sum:non-2xx,check:%d:okof:saga check,cpu_us_req:%.1f:med:CPU µs/req,other_cpu_pct:%d:max:other CPU %" "$ROWS"
+    awk -F'\t' -f "$BENCH_DIR/mdtable.awk" -v group="orders,picked" -v versus="rps,redis_us_saga" \
+      -v metrics="used_memory_mb:%d:med:Redis MB after preload,rps:%.0f:range:req/s,p50:%.2f:med:p50 ms,p99:%.2f:med:p99 ms,max:%.2f:max:max ms,non2xx:%d:sum:non-2xx,check:%d:okof:saga check,cpu_us_req:%.1f:med:gateway CPU µs/req,redis_us_saga:%.1f:range:Redis CPU µs/saga,drain_s:%.1f:med:drain s,other_cpu_pct:%d:max:other CPU %" "$ROWS"
   } >"$md"
   write_section stored "$md"
   cat "$md"
