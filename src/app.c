@@ -72,7 +72,7 @@ static long rate_check(app_t *app, const cfg_tenant_t *t)
     return (long)wait + 1;
 }
 
-static void on_request(httpd_req_t *req, void *data)
+void app_handle_request(httpd_req_t *req, void *data)
 {
     app_t *app = data;
     char param[64] = "";
@@ -374,7 +374,7 @@ int app_serve(const char *config_path)
 
     httpd_limits_t lim;
     limits_from_cfg(app.cfg, &lim);
-    app.httpd = httpd_new(app.loop, &lim, on_request, &app);
+    app.httpd = httpd_new(app.loop, &lim, app_handle_request, &app);
     int lrc = httpd_listen(app.httpd, app.cfg->listen_host, app.cfg->listen_port);
     if (lrc != 0) {
         fprintf(stderr, "crossroads: cannot listen on %s:%d: %s\n", app.cfg->listen_host,

@@ -65,6 +65,13 @@ typedef struct app {
 int app_serve(const char *config_path);
 
 /*
+ * The HTTP server's request callback (data: the app_t): routes one parsed request, authenticates
+ * it for keyed routes, applies the tenant's rate limit and calls the route's handler (api_*.c),
+ * which answers now or later. Exported so the HTTP fuzzer drives the real one.
+ */
+void app_handle_request(httpd_req_t *req, void *data);
+
+/*
  * Re-read the configuration file off the loop and swap it in (tenants, keys, mappings, limits).
  * cb (may be NULL) gets 0, or a negative code and the reason the new file was refused (the old
  * one keeps serving). Returns 0, or UV_EBUSY (a reload is running) / UV_ECANCELED (draining)

@@ -25,9 +25,8 @@
  * missing (NOSCRIPT). Other scripts (reads, admin, retry) fail with
  * STORE_ERR_DOWN, as they do with Redis down; a reload answers without touching the config.
  *
- * The request handler is app.c's on_request (static there; repeated here until app.c exports
- * it as app_handle_request): route_match, auth_check for keyed routes, the per-tenant rate
- * limit, then the route's handler with an app_t whose config is
+ * The request handler is app.c's own (app_handle_request): route_match, auth_check for keyed
+ * routes, the per-tenant rate limit, then the route's handler with an app_t whose config is
  * config/demo.json (keys demo-acme-key, demo-admin-key, ... see the README) and whose limits are
  * small (8 KiB bodies, 4 KiB heads, 32 fields, 1 KiB request line) so the limit paths are cheap
  * to reach.
@@ -63,13 +62,11 @@
  */
 #include "api.h"
 #include "app.h"
-#include "auth.h"
 #include "config.h"
 #include "fuzz_common.h"
 #include "httpd.h"
 #include "log.h"
 #include "metrics.h"
-#include "router.h"
 #include "store.h"
 #include "store_keys.h"
 #include "util/buf.h"
@@ -461,98 +458,6 @@ int __wrap_store_commands_formatted(store_t *s, size_t n_cmds, const char *const
 }
 
 /* ---------------------------------------------------------------- the request handler */
-
-/*
- * The request handler. app.c's on_request is static; if app.c exports it as
- * app_handle_request(req, app) (the hook asked for in README.md), the harness calls the real one.
- * Until then it runs this copy of on_request and rate_check (app.c as of commit 1078a6e): keep
- * the two in step.
- */
-void app_handle_request(httpd_req_t *req, void *data) __attribute__((weak));
-
-static long rate_check(app_t *a, const cfg_tenant_t *t)
-{
-    if (t->rate_per_second <= 0)
-        return 0;
-    struct rate_bucket *b = NULL;
-    for (size_t i = 0; i < a->n_buckets && b == NULL; i++)
-        if (strcmp(a->buckets[i].tenant, t->name) == 0)
-            b = &a->buckets[i];
-    uint64_t now = uv_now(a->loop);
-    if (b == NULL) {
-        a->buckets = realloc(a->buckets, (a->n_buckets + 1) * sizeof *a->buckets);
-        b = &a->buckets[a->n_buckets++];
-        snprintf(b->tenant, sizeof b->tenant, "%s", t->name);
-        b->tokens = t->rate_burst;
-        b->last_ms = now;
-    }
-    b->tokens += (double)(now - b->last_ms) / 1000.0 * t->rate_per_second;
-    if (b->tokens > t->rate_burst)
-        b->tokens = t->rate_burst;
-    b->last_ms = now;
-    if (b->tokens >= 1.0) {
-        b->tokens -= 1.0;
-        return 0;
-    }
-    double wait = (1.0 - b->tokens) / t->rate_per_second;
-    return (long)wait + 1;
-}
-
-static void on_request_copy(httpd_req_t *req, void *data)
-{
-    app_t *a = data;
-    char param[64] = "";
-    int status = 0;
-    const char *allow = NULL;
-    const route_t *route =
-        route_match(req->method, req->path, param, sizeof param, &status, &allow);
-    if (route == NULL) {
-        char extra[64] = "";
-        if (status == 405)
-            snprintf(extra, sizeof extra, "Allow: %s\r\n", allow);
-        httpd_respond_detail(req, status, status == 405 ? "Method Not Allowed" : "Not Found",
-                             status == 405 ? extra : NULL);
-        return;
-    }
-    req->route_name = route->path;
-    snprintf(req->route_param, sizeof req->route_param, "%s",
-             strchr(route->path, '{') ? param : "");
-    for (char *p = req->route_param; *p; p++)
-        if (*p >= 'A' && *p <= 'F')
-            *p = (char)(*p - 'A' + 'a');
-    if (route->auth == ROUTE_AUTH_NONE) {
-        route->handler(a, req, route, NULL);
-        return;
-    }
-    auth_ctx_t auth;
-    const char *detail;
-    char detail_buf[96];
-    int rc = auth_check(a->cfg, req, route->scope, &auth, &detail, detail_buf,
-                        sizeof detail_buf);
-    if (rc != 0) {
-        httpd_respond_detail(req, rc, detail,
-                             rc == 401 ? "WWW-Authenticate: Bearer\r\n" : NULL);
-        return;
-    }
-    snprintf(req->tenant, sizeof req->tenant, "%s", auth.tenant->name);
-    long wait = rate_check(a, auth.tenant);
-    if (wait > 0) {
-        char extra[48];
-        snprintf(extra, sizeof extra, "Retry-After: %ld\r\n", wait);
-        httpd_respond_detail(req, 429, "Too many requests: the tenant's rate limit is exceeded",
-                             extra);
-        return;
-    }
-    route->handler(a, req, route, &auth);
-}
-
-static void on_request(httpd_req_t *req, void *data)
-{
-    if (app_handle_request)
-        app_handle_request(req, data);
-    else
-        on_request_copy(req, data);
-}
 
 /* app_metrics.c's observe_http, plus the count the checks use. */
 static void observe(const httpd_req_t *req, int status, double seconds, void *data)
@@ -981,7 +886,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         .body_timeout_ms = 600000,
         .idle_timeout_ms = 600000,
     };
-    app.httpd = httpd_new(&loop, &lim, on_request, &app);
+    app.httpd = httpd_new(&loop, &lim, app_handle_request, &app);
     httpd_set_observer(app.httpd, observe, &app);
     int rc = httpd_listen(app.httpd, "127.0.0.1", 0);
     if (rc != 0) {
