@@ -56,18 +56,6 @@ static int g_orders; /* a counter for unique order numbers */
  * Helpers
  * ------------------------------------------------------------------------------------------- */
 
-static char *fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
-static char *fmt(const char *f, ...)
-{
-    va_list ap;
-    va_start(ap, f);
-    char *s = NULL;
-    int n = vasprintf(&s, f, ap);
-    va_end(ap);
-    assert_true(n >= 0);
-    return s;
-}
-
 static const char *str_at(const json_t *o, const char *key)
 {
     const json_t *v = json_object_get(o, key);
@@ -193,9 +181,9 @@ static void create(const char *key, made_t *out)
 static void update_status_on(int port, const char *number, char sid[25])
 {
     char *body =
-        fmt("{\"order\":{\"order_number\":\"%s\"},\"progress_status\":\"arrived_at_load\","
-            "\"location\":{\"source_id\":\"HOU-T1\"},\"eta\":\"2026-05-11T19:25:51.332Z\"}",
-            number);
+        harness_fmt("{\"order\":{\"order_number\":\"%s\"},\"progress_status\":\"arrived_at_load\","
+                    "\"location\":{\"source_id\":\"HOU-T1\"},\"eta\":\"2026-05-11T19:25:51.332Z\"}",
+                    number);
     harness_resp_t r;
     int st = call_on(port, "POST", "/v1/order/update_status", ACME_KEY, "swift-haul", body, &r);
     if (st != 200 || r.json == NULL)
@@ -214,7 +202,7 @@ static bool is_final(const char *st)
 /* Poll the admin view of a saga on port until it is final; its status must be want. */
 static void wait_final_on(int port, const char *sid, const char *want)
 {
-    char *path = fmt("/v1/admin/sagas/%s", sid);
+    char *path = harness_fmt("/v1/admin/sagas/%s", sid);
     long long end = harness_now_ms() + SAGA_DEADLINE_MS;
     for (;;) {
         json_t *v = admin_get_on(port, path, 200);
@@ -277,7 +265,7 @@ static json_t *ids_of(const json_t *page)
 /* GET /v1/admin/sagas?<query> (one page, limit 200): the ids in order (caller decrefs). */
 static json_t *list_ids(const char *query)
 {
-    char *path = fmt("/v1/admin/sagas?limit=200&%s", query);
+    char *path = harness_fmt("/v1/admin/sagas?limit=200&%s", query);
     json_t *page = admin_get(path, 200);
     free(path);
     const char *next = str_at(page, "next");
@@ -383,7 +371,7 @@ static char *source_file(const char *name, size_t *len)
 {
     const char *fx = getenv("CR_FIXTURES");
     assert_non_null(fx);
-    char *path = fmt("%s/../../src/console/%s", fx, name);
+    char *path = harness_fmt("%s/../../src/console/%s", fx, name);
     FILE *f = fopen(path, "rb");
     if (f == NULL)
         fail_msg("cannot open %s", path);
@@ -454,8 +442,8 @@ static void test_console_files(void **state)
         /* A raw socket: curl would squash "/../" before sending it. */
         int fd = harness_raw_connect(g_gw.port);
         assert_true(fd >= 0);
-        char *req =
-            fmt("GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n", absent[i]);
+        char *req = harness_fmt("GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+                                absent[i]);
         assert_int_equal(harness_raw_send(fd, req, strlen(req), 0), 0);
         size_t len;
         bool closed;
@@ -500,11 +488,11 @@ static void test_scope(void **state)
         const char *method;
         char *path;
     } routes[] = {
-        {"GET", fmt("/v1/admin/sagas")},
-        {"GET", fmt("/v1/admin/sagas?tenant=acme-supply")},
-        {"GET", fmt("/v1/admin/counts")},
-        {"GET", fmt("/v1/admin/sagas/%s", m.saga_id)},
-        {"POST", fmt("/v1/admin/sagas/%s/retry", m.saga_id)},
+        {"GET", harness_fmt("/v1/admin/sagas")},
+        {"GET", harness_fmt("/v1/admin/sagas?tenant=acme-supply")},
+        {"GET", harness_fmt("/v1/admin/counts")},
+        {"GET", harness_fmt("/v1/admin/sagas/%s", m.saga_id)},
+        {"POST", harness_fmt("/v1/admin/sagas/%s/retry", m.saga_id)},
     };
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
         const char *method = routes[i].method, *path = routes[i].path;
@@ -541,7 +529,7 @@ static void test_scope(void **state)
         free(routes[i].path);
     }
     /* The tenant's own route to its saga still works for it: admin scope is only the admin's. */
-    char *own = fmt("/v1/saga/%s", m.saga_id);
+    char *own = harness_fmt("/v1/saga/%s", m.saga_id);
     harness_resp_t r;
     assert_int_equal(call("GET", own, ACME_KEY, &r), 200);
     harness_resp_free(&r);
@@ -585,54 +573,54 @@ static void test_filters(void **state)
 
     char *q;
     /* Everything since t0, newest first. */
-    q = fmt("since=%s", since);
+    q = harness_fmt("since=%s", since);
     expect_ids(q, (const char *[]){a3.saga_id, u1, s1.saga_id, a2.saga_id, a1.saga_id}, 5);
     free(q);
     /* status */
-    q = fmt("since=%s&status=error", since);
+    q = harness_fmt("since=%s&status=error", since);
     expect_ids(q, (const char *[]){a1.saga_id}, 1);
     free(q);
-    q = fmt("since=%s&status=synced", since);
+    q = harness_fmt("since=%s&status=synced", since);
     expect_ids(q, (const char *[]){a3.saga_id, u1, s1.saga_id, a2.saga_id}, 4);
     free(q);
-    q = fmt("since=%s&status=pending", since);
+    q = harness_fmt("since=%s&status=pending", since);
     expect_ids(q, NULL, 0);
     free(q);
     /* type */
-    q = fmt("since=%s&type=order_update_status", since);
+    q = harness_fmt("since=%s&type=order_update_status", since);
     expect_ids(q, (const char *[]){u1}, 1);
     free(q);
-    q = fmt("since=%s&type=order_create", since);
+    q = harness_fmt("since=%s&type=order_create", since);
     expect_ids(q, (const char *[]){a3.saga_id, s1.saga_id, a2.saga_id, a1.saga_id}, 4);
     free(q);
     /* tenant (the origin of the mutation) */
-    q = fmt("since=%s&tenant=swift-haul", since);
+    q = harness_fmt("since=%s&tenant=swift-haul", since);
     expect_ids(q, (const char *[]){s1.saga_id}, 1);
     free(q);
-    q = fmt("since=%s&tenant=kibo-retail", since);
+    q = harness_fmt("since=%s&tenant=kibo-retail", since);
     expect_ids(q, NULL, 0);
     free(q);
     /* order: the create and the update of a2's order, and nothing else (no since needed) */
-    q = fmt("order_id=%s", a2.order_id);
+    q = harness_fmt("order_id=%s", a2.order_id);
     expect_ids(q, (const char *[]){u1, a2.saga_id}, 2);
     free(q);
     /* time range: until the second before a3, and since a3's second */
-    q = fmt("since=%s&until=%s", since, mid); /* until is inclusive: a3 came after mid */
+    q = harness_fmt("since=%s&until=%s", since, mid); /* until is inclusive: a3 came after mid */
     expect_ids(q, (const char *[]){u1, s1.saga_id, a2.saga_id, a1.saga_id}, 4);
     free(q);
-    q = fmt("since=%s", mid);
+    q = harness_fmt("since=%s", mid);
     expect_ids(q, (const char *[]){a3.saga_id}, 1);
     free(q);
     /* combined */
-    q = fmt("since=%s&tenant=acme-supply&type=order_create&status=synced", since);
+    q = harness_fmt("since=%s&tenant=acme-supply&type=order_create&status=synced", since);
     expect_ids(q, (const char *[]){a3.saga_id, a2.saga_id}, 2);
     free(q);
-    q = fmt("order_id=%s&status=synced&type=order_create", a2.order_id);
+    q = harness_fmt("order_id=%s&status=synced&type=order_create", a2.order_id);
     expect_ids(q, (const char *[]){a2.saga_id}, 1);
     free(q);
 
     /* Each item: the documented fields, and what the saga is. */
-    q = fmt("/v1/admin/sagas?since=%s&status=error", since);
+    q = harness_fmt("/v1/admin/sagas?since=%s&status=error", since);
     json_t *page = admin_get(q, 200);
     free(q);
     json_t *it = json_array_get(json_object_get(page, "items"), 0);
@@ -657,7 +645,7 @@ static void test_filters(void **state)
     json_t *v;
     json_object_foreach(json_object_get(counts, "by_status"), k, v)
     {
-        char *sq = fmt("status=%s", k);
+        char *sq = harness_fmt("status=%s", k);
         json_t *ids = list_ids(sq);
         if ((json_int_t)json_array_size(ids) != json_integer_value(v))
             fail_msg("counts say %lld %s, the listing %zu", (long long)json_integer_value(v), k,
@@ -669,7 +657,7 @@ static void test_filters(void **state)
     assert_int_equal(total, json_array_size(all));
     json_object_foreach(json_object_get(counts, "by_tenant"), k, v)
     {
-        char *tq = fmt("tenant=%s", k);
+        char *tq = harness_fmt("tenant=%s", k);
         json_t *ids = list_ids(tq);
         assert_int_equal(json_array_size(ids), json_integer_value(v));
         json_decref(ids);
@@ -694,7 +682,7 @@ static void test_filters(void **state)
         {"cursor=12:xyz", "cursor"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        char *path = fmt("/v1/admin/sagas?%s", bad[i][0]);
+        char *path = harness_fmt("/v1/admin/sagas?%s", bad[i][0]);
         json_t *e = admin_get(path, 422);
         json_t *d = json_array_get(json_object_get(e, "detail"), 0);
         json_t *loc = json_object_get(d, "loc");
@@ -751,7 +739,7 @@ static void test_pagination_concurrent(void **state)
     for (int i = 0; i < BEFORE; i++)
         create(i % 4 == 3 ? SWIFT_KEY : ACME_KEY, &before[i]);
     /* What existed when the walk began. */
-    char *q = fmt("since=%s", since);
+    char *q = harness_fmt("since=%s", since);
     json_t *snapshot = list_ids(q);
     free(q);
     assert_int_equal(json_array_size(snapshot), BEFORE);
@@ -767,8 +755,8 @@ static void test_pagination_concurrent(void **state)
     char cursor[96] = "";
     int pages = 0;
     do {
-        char *path = fmt("/v1/admin/sagas?since=%s&limit=%d%s%s", since, LIMIT,
-                         cursor[0] ? "&cursor=" : "", cursor);
+        char *path = harness_fmt("/v1/admin/sagas?since=%s&limit=%d%s%s", since, LIMIT,
+                                 cursor[0] ? "&cursor=" : "", cursor);
         json_t *page = admin_get(path, 200);
         free(path);
         json_t *items = json_object_get(page, "items");
@@ -990,9 +978,10 @@ static void test_index_retention(void **state)
 
     /* The Idempotency-Key record (24 h) outlives a saga kept 2 s: it holds the first answer
      * itself, so a repeat after the saga expired still gets it, byte for byte. */
-    char *body = fmt("{\"order\":{\"order_number\":\"%s\"},\"progress_status\":\"arrived_at_load\","
-                     "\"location\":{\"source_id\":\"HOU-T1\"},\"eta\":\"2026-05-11T19:25:51.332Z\"}",
-                     b[0].number);
+    char *body =
+        harness_fmt("{\"order\":{\"order_number\":\"%s\"},\"progress_status\":\"arrived_at_load\","
+                    "\"location\":{\"source_id\":\"HOU-T1\"},\"eta\":\"2026-05-11T19:25:51.332Z\"}",
+                    b[0].number);
     const char *h[] = {"Content-Type: application/json", "X-API-Key: " ACME_KEY,
                        "X-Dest-Tenant-Name: swift-haul", "Idempotency-Key: retention-outlived",
                        NULL};

@@ -67,18 +67,6 @@ static int g_attempts;          /* the third tenant's attempts */
  * Helpers
  * ------------------------------------------------------------------------------------------- */
 
-static char *fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
-static char *fmt(const char *f, ...)
-{
-    va_list ap;
-    va_start(ap, f);
-    char *s = NULL;
-    int n = vasprintf(&s, f, ap);
-    va_end(ap);
-    assert_true(n >= 0);
-    return s;
-}
-
 static const char *jstr(const json_t *o, const char *k)
 {
     const char *s = json_string_value(json_object_get(o, k));
@@ -134,7 +122,7 @@ static int call(const char *method, const char *path, const char *key, const cha
 
 static json_t *wait_saga(const char *key, const char *sid)
 {
-    char *path = fmt("/v1/saga/%s", sid);
+    char *path = harness_fmt("/v1/saga/%s", sid);
     long long end = harness_now_ms() + SAGA_MS;
     for (;;) {
         harness_resp_t r;
@@ -158,8 +146,8 @@ static char *pair_mutation(const char *key, const char *dest, const char *action
                            const char *want, char order_id[25])
 {
     static int seq;
-    char *idem = fmt("pair-%s-%d-%s", action, ++seq, key + 5);
-    char *path = fmt("/v1/order/%s", action);
+    char *idem = harness_fmt("pair-%s-%d-%s", action, ++seq, key + 5);
+    char *path = harness_fmt("/v1/order/%s", action);
     harness_resp_t r;
     int st = call("POST", path, key, dest, idem, body, &r);
     if (st != 200 || strcmp(jstr(r.json, "status"), "pending") != 0)
@@ -191,12 +179,12 @@ static char *pair_mutation(const char *key, const char *dest, const char *action
 
 static char *create_body(const char *number, bool from_acme)
 {
-    return fmt("{\"order_number\":\"%s\",\"lines\":[{\"product\":{\"source_id\":\"%s\"},"
-               "\"terminal\":{\"source_id\":\"%s\"},\"site\":{\"source_id\":\"%s\"},"
-               "\"quantity\":8000,\"uom\":\"gal\"}],"
-               "\"requested_delivery\":\"2026-05-12T08:00:00.000Z\",\"notes\":\"iso\"}",
-               number, from_acme ? "ULSD" : "SH-DSL", from_acme ? "HOU-T1" : "SH-HOU",
-               from_acme ? "ATX-S12" : "SH-ATX12");
+    return harness_fmt("{\"order_number\":\"%s\",\"lines\":[{\"product\":{\"source_id\":\"%s\"},"
+                       "\"terminal\":{\"source_id\":\"%s\"},\"site\":{\"source_id\":\"%s\"},"
+                       "\"quantity\":8000,\"uom\":\"gal\"}],"
+                       "\"requested_delivery\":\"2026-05-12T08:00:00.000Z\",\"notes\":\"iso\"}",
+                       number, from_acme ? "ULSD" : "SH-DSL", from_acme ? "HOU-T1" : "SH-HOU",
+                       from_acme ? "ATX-S12" : "SH-ATX12");
 }
 
 static size_t deliveries_total(void)
@@ -255,10 +243,10 @@ static void make_pair_traffic(void)
     char oid[25];
     /* acme-supply -> swift-haul, swift-haul's system names its own numbers. */
     for (int i = 1; i <= 4; i++) {
-        char *reply = fmt("{\"order_number\":\"SW-ISO-%d\"}", i);
+        char *reply = harness_fmt("{\"order_number\":\"SW-ISO-%d\"}", i);
         stub_dest_push_status(g_swift, 200, NULL, reply);
         free(reply);
-        char *num = fmt("PO-ISO-%d", i), *cp = fmt("SW-ISO-%d", i);
+        char *num = harness_fmt("PO-ISO-%d", i), *cp = harness_fmt("SW-ISO-%d", i);
         char *body = create_body(num, true);
         free(pair_mutation(ACME_KEY, "swift-haul", "create", body, "synced", oid));
         json_array_append_new(g_pair_numbers, json_string(num));
@@ -269,10 +257,10 @@ static void make_pair_traffic(void)
     }
     /* swift-haul -> acme-supply. */
     for (int i = 1; i <= 2; i++) {
-        char *reply = fmt("{\"order_number\":\"AC-ISO-%d\"}", i);
+        char *reply = harness_fmt("{\"order_number\":\"AC-ISO-%d\"}", i);
         stub_dest_push_status(g_acme, 200, NULL, reply);
         free(reply);
-        char *num = fmt("SW-OWN-%d", i), *cp = fmt("AC-ISO-%d", i);
+        char *num = harness_fmt("SW-OWN-%d", i), *cp = harness_fmt("AC-ISO-%d", i);
         char *body = create_body(num, false);
         free(pair_mutation(SWIFT_KEY, "acme-supply", "create", body, "synced", oid));
         json_array_append_new(g_pair_numbers, json_string(num));
@@ -317,7 +305,7 @@ static json_t *pair_snapshot(void)
     {
         const char *oid = json_string_value(v);
         for (size_t p = 0; p < 2; p++) {
-            char *path = fmt("/v1/order%s?order_id=%s", p ? "/logs" : "", oid);
+            char *path = harness_fmt("/v1/order%s?order_id=%s", p ? "/logs" : "", oid);
             harness_resp_t r;
             assert_int_equal(call("GET", path, ACME_KEY, NULL, NULL, NULL, &r), 200);
             json_array_append_new(snap, json_pack("{s:s, s:O}", "path", path, "body", r.json));
@@ -327,7 +315,7 @@ static json_t *pair_snapshot(void)
     }
     json_array_foreach(g_pair_sagas, i, v)
     {
-        char *path = fmt("/v1/saga/%s", json_string_value(json_array_get(v, 0)));
+        char *path = harness_fmt("/v1/saga/%s", json_string_value(json_array_get(v, 0)));
         harness_resp_t r;
         assert_int_equal(
             call("GET", path, json_string_value(json_array_get(v, 1)), NULL, NULL, NULL, &r), 200);
@@ -380,16 +368,16 @@ static void test_foreign_reads(void **state)
     /* References: ids and numbers that never existed. */
     harness_resp_t ref_saga, ref_retry, ref_order, ref_logs, ref_order_num, ref_logs_num;
     random_hex(rnd);
-    char *p = fmt("/v1/saga/%s", rnd);
+    char *p = harness_fmt("/v1/saga/%s", rnd);
     reference("GET", p, &ref_saga);
     free(p);
-    p = fmt("/v1/saga/%s/retry", rnd);
+    p = harness_fmt("/v1/saga/%s/retry", rnd);
     reference("POST", p, &ref_retry);
     free(p);
-    p = fmt("/v1/order?order_id=%s", rnd);
+    p = harness_fmt("/v1/order?order_id=%s", rnd);
     reference("GET", p, &ref_order);
     free(p);
-    p = fmt("/v1/order/logs?order_id=%s", rnd);
+    p = harness_fmt("/v1/order/logs?order_id=%s", rnd);
     reference("GET", p, &ref_logs);
     free(p);
     reference("GET", "/v1/order?order_number=NEVER-EXISTED", &ref_order_num);
@@ -420,10 +408,10 @@ static void test_foreign_reads(void **state)
     json_array_foreach(ids, i, v)
     {
         for (int rep = 0; rep < 2; rep++) {
-            p = fmt("/v1/saga/%s", json_string_value(v));
+            p = harness_fmt("/v1/saga/%s", json_string_value(v));
             bad += foreign_read("GET", p, &ref_saga);
             free(p);
-            p = fmt("/v1/saga/%s/retry", json_string_value(v));
+            p = harness_fmt("/v1/saga/%s/retry", json_string_value(v));
             bad += foreign_read("POST", p, &ref_retry);
             free(p);
         }
@@ -448,10 +436,10 @@ static void test_foreign_reads(void **state)
     json_array_foreach(oids, i, v)
     {
         for (int rep = 0; rep < 2; rep++) {
-            p = fmt("/v1/order?order_id=%s", json_string_value(v));
+            p = harness_fmt("/v1/order?order_id=%s", json_string_value(v));
             bad += foreign_read("GET", p, &ref_order);
             free(p);
-            p = fmt("/v1/order/logs?order_id=%s", json_string_value(v));
+            p = harness_fmt("/v1/order/logs?order_id=%s", json_string_value(v));
             bad += foreign_read("GET", p, &ref_logs);
             free(p);
         }
@@ -464,17 +452,17 @@ static void test_foreign_reads(void **state)
     json_array_foreach(nums, i, v)
     {
         for (int rep = 0; rep < 2; rep++) {
-            p = fmt("/v1/order?order_number=%s", json_string_value(v));
+            p = harness_fmt("/v1/order?order_number=%s", json_string_value(v));
             bad += foreign_read("GET", p, &ref_order);
             free(p);
-            p = fmt("/v1/order/logs?order_number=%s", json_string_value(v));
+            p = harness_fmt("/v1/order/logs?order_number=%s", json_string_value(v));
             bad += foreign_read("GET", p, &ref_logs);
             free(p);
             /* Both parameters: a real id of the pair with a real number of the pair. */
-            p = fmt("/v1/order?order_id=%s&order_number=%s",
-                     json_string_value(json_array_get(g_pair_orders, i % json_array_size(
-                                                                         g_pair_orders))),
-                     json_string_value(v));
+            p = harness_fmt("/v1/order?order_id=%s&order_number=%s",
+                            json_string_value(
+                                json_array_get(g_pair_orders, i % json_array_size(g_pair_orders))),
+                            json_string_value(v));
             bad += foreign_read("GET", p, &ref_order);
             free(p);
         }
@@ -492,7 +480,7 @@ static void test_foreign_reads(void **state)
     assert_int_equal(bad, 0);
 
     /* The pair's saga in error was not retried by any of it; its owner still can. */
-    char *path = fmt("/v1/saga/%s", g_error_saga);
+    char *path = harness_fmt("/v1/saga/%s", g_error_saga);
     harness_resp_t r;
     assert_int_equal(call("GET", path, ACME_KEY, NULL, NULL, NULL, &r), 200);
     assert_string_equal(jstr(r.json, "status"), "error");
@@ -512,21 +500,21 @@ static const char *const dests[] = {"acme-supply", "swift-haul"};
 static char *kibo_body(const char *action, const char *ref)
 {
     if (strcmp(action, "cancel") == 0)
-        return fmt("{\"order\":{%s},\"reason_code\":\"fraud\"}", ref);
+        return harness_fmt("{\"order\":{%s},\"reason_code\":\"fraud\"}", ref);
     if (strcmp(action, "update_status") == 0)
-        return fmt("{\"order\":{%s},\"progress_status\":\"loading\","
-                   "\"location\":{\"source_id\":\"KB-TERM-HOU\"}}",
-                   ref);
+        return harness_fmt("{\"order\":{%s},\"progress_status\":\"loading\","
+                           "\"location\":{\"source_id\":\"KB-TERM-HOU\"}}",
+                           ref);
     if (strcmp(action, "bol") == 0)
-        return fmt("{\"order\":{%s},\"bol_number\":\"KB-BOL\",\"terminal\":{\"source_id\":"
-                   "\"KB-TERM-HOU\"},\"product\":{\"source_id\":\"SKU-ULSD\"},"
-                   "\"gross_volume\":1,\"net_volume\":1}",
-                   ref);
+        return harness_fmt("{\"order\":{%s},\"bol_number\":\"KB-BOL\",\"terminal\":{\"source_id\":"
+                           "\"KB-TERM-HOU\"},\"product\":{\"source_id\":\"SKU-ULSD\"},"
+                           "\"gross_volume\":1,\"net_volume\":1}",
+                           ref);
     if (strcmp(action, "drop") == 0)
-        return fmt("{\"order\":{%s},\"site\":{\"source_id\":\"1012\"},"
-                   "\"product\":{\"source_id\":\"SKU-ULSD\"},\"volume\":1}",
-                   ref);
-    return fmt("{\"order\":{%s}}", ref); /* reset, accept */
+        return harness_fmt("{\"order\":{%s},\"site\":{\"source_id\":\"1012\"},"
+                           "\"product\":{\"source_id\":\"SKU-ULSD\"},\"volume\":1}",
+                           ref);
+    return harness_fmt("{\"order\":{%s}}", ref); /* reset, accept */
 }
 
 typedef struct kibo_saga {
@@ -543,7 +531,7 @@ static size_t g_nks, g_capks;
 static int kibo_mutation(const char *action, const char *dest, const char *body, const char *idem,
                          bool foreign)
 {
-    char *path = fmt("/v1/order/%s", action);
+    char *path = harness_fmt("/v1/order/%s", action);
     harness_resp_t r;
     call("POST", path, KIBO_KEY, dest, idem, body, &r);
     free(path);
@@ -625,30 +613,30 @@ static void test_foreign_mutations(void **state)
     json_t *refs = json_array();
     json_array_foreach(g_pair_orders, i, v)
     {
-        char *r = fmt("\"order_id\":\"%s\"", json_string_value(v));
+        char *r = harness_fmt("\"order_id\":\"%s\"", json_string_value(v));
         json_array_append_new(refs, json_pack("[s, b]", r, 1));
         free(r);
     }
     json_array_foreach(g_pair_numbers, i, v)
     {
-        char *r = fmt("\"order_number\":\"%s\"", json_string_value(v));
+        char *r = harness_fmt("\"order_number\":\"%s\"", json_string_value(v));
         json_array_append_new(refs, json_pack("[s, b]", r, 1));
         free(r);
         /* A real id together with a real number of the pair. */
-        r = fmt("\"order_id\":\"%s\",\"order_number\":\"%s\"",
-                json_string_value(json_array_get(g_pair_orders, (i / 2) % json_array_size(
-                                                                    g_pair_orders))),
-                json_string_value(v));
+        r = harness_fmt("\"order_id\":\"%s\",\"order_number\":\"%s\"",
+                        json_string_value(json_array_get(g_pair_orders,
+                                                         (i / 2) % json_array_size(g_pair_orders))),
+                        json_string_value(v));
         json_array_append_new(refs, json_pack("[s, b]", r, 1));
         free(r);
     }
     for (int k = 0; k < 2; k++) {
         char rnd[25];
         random_hex(rnd);
-        char *r = fmt("\"order_id\":\"%s\"", rnd);
+        char *r = harness_fmt("\"order_id\":\"%s\"", rnd);
         json_array_append_new(refs, json_pack("[s, b]", r, 0));
         free(r);
-        r = fmt("\"order_number\":\"NEVER-%s\"", rnd);
+        r = harness_fmt("\"order_number\":\"NEVER-%s\"", rnd);
         json_array_append_new(refs, json_pack("[s, b]", r, 0));
         free(r);
     }
@@ -673,7 +661,7 @@ static void test_foreign_mutations(void **state)
             json_array_foreach(refs, j, ref)
             {
                 char *body = kibo_body(actions[a], json_string_value(json_array_get(ref, 0)));
-                char *own = fmt("kibo-iso-%d", ++seq);
+                char *own = harness_fmt("kibo-iso-%d", ++seq);
                 const char *key = own;
                 if (next_pair_key < json_array_size(unused_keys))
                     key = json_string_value(json_array_get(unused_keys, next_pair_key++));
@@ -872,7 +860,7 @@ static void test_ambiguous_credentials(void **state)
         {"X-API-Key: " ACME_KEY, "Authorization: Bearer " KIBO_KEY, NULL},
         {"X-API-Key: " ACME_KEY, "X-API-Key: " ACME_KEY, NULL},
     };
-    char *path = fmt("/v1/saga/%s", sid);
+    char *path = harness_fmt("/v1/saga/%s", sid);
     for (size_t i = 0; i < sizeof two_keys / sizeof two_keys[0]; i++) {
         harness_resp_t r;
         assert_int_equal(harness_http(g_gw.port, "GET", path, two_keys[i], NULL, 0, &r), 0);
@@ -972,7 +960,7 @@ static void test_pair_traffic(void **state)
                   json_array_size(g_pair_numbers), json_array_size(g_pair_keys));
     /* The pair really can see its own data (so the 404s below are about the caller). */
     const char *oid = json_string_value(json_array_get(g_pair_orders, 0));
-    char *p = fmt("/v1/order?order_id=%s", oid);
+    char *p = harness_fmt("/v1/order?order_id=%s", oid);
     harness_resp_t r;
     assert_int_equal(call("GET", p, SWIFT_KEY, NULL, NULL, NULL, &r), 200);
     harness_resp_free(&r);

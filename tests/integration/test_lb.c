@@ -68,18 +68,6 @@ static char g_root[4096];
  * Helpers
  * ------------------------------------------------------------------------------------------- */
 
-static char *fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
-static char *fmt(const char *f, ...)
-{
-    va_list ap;
-    va_start(ap, f);
-    char *s = NULL;
-    int n = vasprintf(&s, f, ap);
-    va_end(ap);
-    assert_true(n >= 0);
-    return s;
-}
-
 static char *slurp(const char *path, size_t *len)
 {
     FILE *f = fopen(path, "rb");
@@ -161,7 +149,7 @@ static void replace_all(char **text, const char *from, const char *to)
 /* Run a shell command; exit status (-1 if abnormal), output in *out (caller frees). */
 static int run_cmd(const char *cmd, char **out)
 {
-    char *full = fmt("%s 2>&1", cmd);
+    char *full = harness_fmt("%s 2>&1", cmd);
     fflush(stdout);
     fflush(stderr);
     FILE *p = popen(full, "r");
@@ -386,24 +374,25 @@ static void *client(void *arg)
             snprintf(ops[k].key, sizeof ops[k].key, "lb-%d-%d-%02d-%c", (int)getpid(), t, i,
                      "cux"[k]);
         }
-        char *body = fmt("{\"order_number\":\"%s\",\"requested_delivery\":\"2026-05-12T08:00:"
-                         "00Z\",\"lines\":[{\"product\":{\"source_id\":\"ULSD\"},\"terminal\":"
-                         "{\"source_id\":\"HOU-T1\"},\"site\":{\"source_id\":\"ATX-S12\"},"
-                         "\"quantity\":%d,\"uom\":\"gal\"}]}",
-                         num, 1000 + i);
+        char *body =
+            harness_fmt("{\"order_number\":\"%s\",\"requested_delivery\":\"2026-05-12T08:00:"
+                        "00Z\",\"lines\":[{\"product\":{\"source_id\":\"ULSD\"},\"terminal\":"
+                        "{\"source_id\":\"HOU-T1\"},\"site\":{\"source_id\":\"ATX-S12\"},"
+                        "\"quantity\":%d,\"uom\":\"gal\"}]}",
+                        num, 1000 + i);
         bool ok = run_op(curl, &ops[0], body);
         free(body);
         if (!ok)
             continue;
         harness_sleep_ms(PACE_MS);
-        body = fmt("{\"order\":{\"order_id\":\"%s\"},\"progress_status\":\"assigned\","
-                   "\"location\":{\"source_id\":\"HOU-T1\"},\"assigned_to\":\"%s\"}",
-                   ops[0].order_id, num);
+        body = harness_fmt("{\"order\":{\"order_id\":\"%s\"},\"progress_status\":\"assigned\","
+                           "\"location\":{\"source_id\":\"HOU-T1\"},\"assigned_to\":\"%s\"}",
+                           ops[0].order_id, num);
         run_op(curl, &ops[1], body);
         free(body);
         harness_sleep_ms(PACE_MS);
-        body = fmt("{\"order\":{\"order_id\":\"%s\"},\"reason_code\":\"customer_request\"}",
-                   ops[0].order_id);
+        body = harness_fmt("{\"order\":{\"order_id\":\"%s\"},\"reason_code\":\"customer_request\"}",
+                           ops[0].order_id);
         run_op(curl, &ops[2], body);
         free(body);
         harness_sleep_ms(PACE_MS);
@@ -483,25 +472,25 @@ static void test_failover_through_nginx(void **state)
     snprintf(dir, sizeof dir, "%s/cr-lb-XXXXXX", tmp && *tmp ? tmp : "/tmp");
     assert_non_null(mkdtemp(dir));
     chmod(dir, 0755); /* workers run as an unprivileged user when we are root */
-    char *src_path = fmt("%s/deploy/nginx.conf", g_root);
-    char *conf_path = fmt("%s/nginx.conf", dir);
-    char *out_path = fmt("%s/nginx.out", dir);
-    char *err_path = fmt("%s/nginx.err", dir);
+    char *src_path = harness_fmt("%s/deploy/nginx.conf", g_root);
+    char *conf_path = harness_fmt("%s/nginx.conf", dir);
+    char *out_path = harness_fmt("%s/nginx.out", dir);
+    char *err_path = harness_fmt("%s/nginx.err", dir);
     pid_t pid = 0;
     for (int attempt = 0; attempt < 3 && pid == 0; attempt++) {
         char *conf = slurp(src_path, NULL);
         assert_non_null(conf);
         g_lb_port = harness_free_port();
-        char *to = fmt("server 127.0.0.1:%d", a.port);
+        char *to = harness_fmt("server 127.0.0.1:%d", a.port);
         replace_all(&conf, "server gateway1:8080", to);
         free(to);
-        to = fmt("server 127.0.0.1:%d", b.port);
+        to = harness_fmt("server 127.0.0.1:%d", b.port);
         replace_all(&conf, "server gateway2:8080", to);
         free(to);
-        to = fmt("listen 127.0.0.1:%d;", g_lb_port);
+        to = harness_fmt("listen 127.0.0.1:%d;", g_lb_port);
         replace_all(&conf, "listen 8080;", to);
         free(to);
-        to = fmt("%s/", dir);
+        to = harness_fmt("%s/", dir);
         replace_all(&conf, "/tmp/", to);
         free(to);
         FILE *f = fopen(conf_path, "w");
@@ -510,7 +499,7 @@ static void test_failover_through_nginx(void **state)
         fclose(f);
         free(conf);
         if (attempt == 0) {
-            char *cmd = fmt("%s -t -p '%s/' -c '%s'", NGINX, dir, conf_path);
+            char *cmd = harness_fmt("%s -t -p '%s/' -c '%s'", NGINX, dir, conf_path);
             char *out = NULL;
             int rc = run_cmd(cmd, &out);
             if (rc != 0)
@@ -518,7 +507,7 @@ static void test_failover_through_nginx(void **state)
             free(out);
             free(cmd);
         }
-        char *prefix = fmt("%s/", dir);
+        char *prefix = harness_fmt("%s/", dir);
         pid = nginx_spawn(prefix, conf_path, out_path, err_path);
         free(prefix);
         g_nginx = pid;

@@ -85,18 +85,6 @@ static int g_seq;
  * Small helpers
  * ------------------------------------------------------------------------------------------- */
 
-static char *fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
-static char *fmt(const char *f, ...)
-{
-    va_list ap;
-    va_start(ap, f);
-    char *s = NULL;
-    int n = vasprintf(&s, f, ap);
-    va_end(ap);
-    assert_true(n >= 0);
-    return s;
-}
-
 static void remember(const char *id)
 {
     if (id && *id)
@@ -137,7 +125,7 @@ static char *slurp(const char *path, size_t *len)
 /* Write text to path through a temp file and rename(), so a reader never sees half a file. */
 static void write_file(const char *path, const char *text)
 {
-    char *tmp = fmt("%s.tmp", path);
+    char *tmp = harness_fmt("%s.tmp", path);
     FILE *f = fopen(tmp, "wb");
     assert_non_null(f);
     assert_int_equal(fwrite(text, 1, strlen(text), f), strlen(text));
@@ -286,7 +274,7 @@ static void proc_stop(pid_t pid)
 /* Run a shell command; its exit status (-1 if it did not exit normally), output in *out. */
 static int run_cmd(const char *cmd, char **out)
 {
-    char *full = fmt("%s 2>&1", cmd);
+    char *full = harness_fmt("%s 2>&1", cmd);
     fflush(stdout);
     fflush(stderr);
     FILE *p = popen(full, "r");
@@ -363,22 +351,24 @@ static int status_of(int port, const char *method, const char *path, const char 
 
 static char *create_body(const char *order_number)
 {
-    return fmt("{\"order_number\":\"%s\",\"requested_delivery\":\"2026-05-12T08:00:00Z\","
-               "\"lines\":[{\"product\":{\"source_id\":\"ULSD\"},\"terminal\":{\"source_id\":"
-               "\"HOU-T1\"},\"site\":{\"source_id\":\"ATX-S12\"},\"quantity\":8000,"
-               "\"uom\":\"gal\"}]}",
-               order_number);
+    return harness_fmt(
+        "{\"order_number\":\"%s\",\"requested_delivery\":\"2026-05-12T08:00:00Z\","
+        "\"lines\":[{\"product\":{\"source_id\":\"ULSD\"},\"terminal\":{\"source_id\":"
+        "\"HOU-T1\"},\"site\":{\"source_id\":\"ATX-S12\"},\"quantity\":8000,"
+        "\"uom\":\"gal\"}]}",
+        order_number);
 }
 
 static char *cancel_body_id(const char *order_id)
 {
-    return fmt("{\"order\":{\"order_id\":\"%s\"},\"reason_code\":\"customer_request\"}", order_id);
+    return harness_fmt("{\"order\":{\"order_id\":\"%s\"},\"reason_code\":\"customer_request\"}",
+                       order_id);
 }
 
 static char *cancel_body_number(const char *order_number)
 {
-    return fmt("{\"order\":{\"order_number\":\"%s\"},\"reason_code\":\"customer_request\"}",
-               order_number);
+    return harness_fmt("{\"order\":{\"order_number\":\"%s\"},\"reason_code\":\"customer_request\"}",
+                       order_number);
 }
 
 /* POST /v1/order/<action> as acme-supply to swift-haul: must be 200 pending. Saga id into sid,
@@ -615,9 +605,9 @@ static void promtool_check_metrics(const char *text)
 {
     char dir[256];
     make_temp_dir(dir, sizeof dir, "ops-prom");
-    char *path = fmt("%s/metrics.txt", dir);
+    char *path = harness_fmt("%s/metrics.txt", dir);
     write_file(path, text);
-    char *cmd = fmt("promtool check metrics < '%s'", path);
+    char *cmd = harness_fmt("promtool check metrics < '%s'", path);
     char *out = NULL;
     int rc = run_cmd(cmd, &out);
     if (rc != 0)
@@ -647,7 +637,7 @@ static void test_metrics_exposition(void **state)
                            "/healthz", "code", "200");
     char nope[64];
     unique(nope, sizeof nope, "ops-nope-path");
-    char *nope_path = fmt("/%s", nope);
+    char *nope_path = harness_fmt("/%s", nope);
     double u0 =
         metric_sum(s0, "crossroads_http_requests_total", "route", "unmatched", "code", "404");
     for (int i = 0; i < 3; i++)
@@ -815,30 +805,30 @@ static void test_prometheus_server(void **state)
 
     char dir[256];
     make_temp_dir(dir, sizeof dir, "ops-prometheus");
-    char *cfg_path = fmt("%s/prometheus.yml", dir);
-    char *cfg = fmt("global:\n"
-                    "  scrape_interval: 1s\n"
-                    "  evaluation_interval: 1s\n"
-                    "rule_files:\n"
-                    "  - '%s/deploy/alerts.yml'\n"
-                    "scrape_configs:\n"
-                    "  - job_name: crossroads\n"
-                    "    scrape_interval: 1s\n"
-                    "    scrape_timeout: 900ms\n"
-                    "    static_configs:\n"
-                    "      - targets: ['127.0.0.1:%d']\n",
-                    g_root, g_gw.port);
+    char *cfg_path = harness_fmt("%s/prometheus.yml", dir);
+    char *cfg = harness_fmt("global:\n"
+                            "  scrape_interval: 1s\n"
+                            "  evaluation_interval: 1s\n"
+                            "rule_files:\n"
+                            "  - '%s/deploy/alerts.yml'\n"
+                            "scrape_configs:\n"
+                            "  - job_name: crossroads\n"
+                            "    scrape_interval: 1s\n"
+                            "    scrape_timeout: 900ms\n"
+                            "    static_configs:\n"
+                            "      - targets: ['127.0.0.1:%d']\n",
+                            g_root, g_gw.port);
     write_file(cfg_path, cfg);
-    char *data = fmt("%s/data", dir);
-    char *log_path = fmt("%s/prometheus.log", dir);
+    char *data = harness_fmt("%s/data", dir);
+    char *log_path = harness_fmt("%s/prometheus.log", dir);
 
     pid_t pid = 0;
     int port = 0;
     for (int attempt = 0; attempt < 3 && pid == 0; attempt++) {
         port = harness_free_port();
-        char *a_cfg = fmt("--config.file=%s", cfg_path);
-        char *a_data = fmt("--storage.tsdb.path=%s", data);
-        char *a_listen = fmt("--web.listen-address=127.0.0.1:%d", port);
+        char *a_cfg = harness_fmt("--config.file=%s", cfg_path);
+        char *a_data = harness_fmt("--storage.tsdb.path=%s", data);
+        char *a_listen = harness_fmt("--web.listen-address=127.0.0.1:%d", port);
         char *argv[] = {(char *)"/usr/bin/prometheus", a_cfg, a_data, a_listen,
                         (char *)"--log.level=warn",    NULL};
         pid = proc_spawn(argv, log_path);
@@ -1179,11 +1169,12 @@ static void test_logs_json(void **state)
      *    does not map, so the saga ends in error with a message naming it. */
     char num2[64], sid_bad[25], oid_bad[25];
     unique(num2, sizeof num2, "OPS-LOG-BAD");
-    body = fmt("{\"order_number\":\"%s\",\"requested_delivery\":\"2026-05-12T08:00:00Z\","
-               "\"lines\":[{\"product\":{\"source_id\":\"ULSD\"},\"terminal\":{\"source_id\":"
-               "\"HOU\\n\\r\\u2028\\u001b[2J-T1\"},\"site\":{\"source_id\":\"ATX-S12\"},"
-               "\"quantity\":8000,\"uom\":\"gal\"}]}",
-               num2);
+    body =
+        harness_fmt("{\"order_number\":\"%s\",\"requested_delivery\":\"2026-05-12T08:00:00Z\","
+                    "\"lines\":[{\"product\":{\"source_id\":\"ULSD\"},\"terminal\":{\"source_id\":"
+                    "\"HOU\\n\\r\\u2028\\u001b[2J-T1\"},\"site\":{\"source_id\":\"ATX-S12\"},"
+                    "\"quantity\":8000,\"uom\":\"gal\"}]}",
+                    num2);
     harness_resp_t rb;
     int st =
         call(g_gw.port, "POST", "/v1/order/create", ACME_KEY, "swift-haul", NULL, NULL, body, &rb);
@@ -1298,7 +1289,8 @@ static void test_header_bytes_not_utf8(void **state)
     assert_true(harness_gw_wait_ready(&gw, 200, 10000));
     static const char body[] =
         "{\"order\":{\"order_number\":\"OPS-HDR\"},\"reason_code\":\"customer_request\"}";
-    char *req = fmt("POST /v1/order/cancel HTTP/1.1\r\nHost: t\r\nX-API-Key: " ACME_KEY "\r\n"
+    char *req =
+        harness_fmt("POST /v1/order/cancel HTTP/1.1\r\nHost: t\r\nX-API-Key: " ACME_KEY "\r\n"
                     "X-Dest-Tenant-Name: sw\xffift\r\nContent-Type: application/json\r\n"
                     "Connection: close\r\nContent-Length: %zu\r\n\r\n%s",
                     sizeof body - 1, body);
@@ -1391,8 +1383,8 @@ static int reload(int port, const char *key, char *detail, size_t size)
 /* A GET on the kept-alive connection: the status; the connection must stay open. */
 static int keepalive_get(int fd, const char *path, const char *key)
 {
-    char *req = fmt("GET %s HTTP/1.1\r\nHost: t\r\n%s%s%s\r\n", path, key ? "X-API-Key: " : "",
-                    key ? key : "", key ? "\r\n" : "");
+    char *req = harness_fmt("GET %s HTTP/1.1\r\nHost: t\r\n%s%s%s\r\n", path,
+                            key ? "X-API-Key: " : "", key ? key : "", key ? "\r\n" : "");
     harness_resp_t r;
     raw_exchange(fd, req, strlen(req), &r, NULL);
     free(req);
@@ -1649,10 +1641,11 @@ static void test_sigterm_drain(void **state)
     unique(pidem, sizeof pidem, "ops-drain-p");
     char *pbody = cancel_body_number(pnum);
     size_t plen = strlen(pbody);
-    char *phead = fmt("POST /v1/order/cancel HTTP/1.1\r\nHost: t\r\nX-API-Key: " ACME_KEY "\r\n"
-                      "X-Dest-Tenant-Name: swift-haul\r\nContent-Type: application/json\r\n"
-                      "Idempotency-Key: %s\r\nContent-Length: %zu\r\n\r\n",
-                      pidem, plen);
+    char *phead =
+        harness_fmt("POST /v1/order/cancel HTTP/1.1\r\nHost: t\r\nX-API-Key: " ACME_KEY "\r\n"
+                    "X-Dest-Tenant-Name: swift-haul\r\nContent-Type: application/json\r\n"
+                    "Idempotency-Key: %s\r\nContent-Length: %zu\r\n\r\n",
+                    pidem, plen);
     assert_int_equal(harness_raw_send(fd_post, phead, strlen(phead), 0), 0);
     assert_int_equal(harness_raw_send(fd_post, pbody, plen / 2, 0), 0);
     free(phead);
@@ -1664,10 +1657,11 @@ static void test_sigterm_drain(void **state)
     for (int i = 0; i < 3; i++) {
         unique(inum[i], sizeof inum[i], "OPS-DRAIN-I");
         char *ib = cancel_body_number(inum[i]);
-        char *ireq = fmt("POST /v1/order/cancel HTTP/1.1\r\nHost: t\r\nX-API-Key: " ACME_KEY
-                         "\r\nX-Dest-Tenant-Name: swift-haul\r\nContent-Type: application/json"
-                         "\r\nContent-Length: %zu\r\n\r\n%s",
-                         strlen(ib), ib);
+        char *ireq =
+            harness_fmt("POST /v1/order/cancel HTTP/1.1\r\nHost: t\r\nX-API-Key: " ACME_KEY
+                        "\r\nX-Dest-Tenant-Name: swift-haul\r\nContent-Type: application/json"
+                        "\r\nContent-Length: %zu\r\n\r\n%s",
+                        strlen(ib), ib);
         fd_in[i] = harness_raw_connect(gw.port);
         assert_true(fd_in[i] >= 0);
         assert_int_equal(harness_raw_send(fd_in[i], ireq, strlen(ireq), 0), 0);
@@ -1895,7 +1889,7 @@ static void expect_metrics_exist(const char *file, const char *exposition)
                 break;
             }
         }
-        char *type_line = fmt("# TYPE %s ", name);
+        char *type_line = harness_fmt("# TYPE %s ", name);
         if (strstr(exposition, type_line) == NULL)
             fail_msg("%s names %s, which GET /metrics does not expose", file, name);
         free(type_line);
@@ -1908,29 +1902,29 @@ static void expect_metrics_exist(const char *file, const char *exposition)
 static void test_deploy_examples(void **state)
 {
     (void)state;
-    char *deploy = fmt("%s/deploy", g_root);
-    char *cmd = fmt("promtool check config '%s/prometheus.yml'", deploy);
+    char *deploy = harness_fmt("%s/deploy", g_root);
+    char *cmd = harness_fmt("promtool check config '%s/prometheus.yml'", deploy);
     expect_cmd_ok(cmd);
     free(cmd);
-    cmd = fmt("promtool check rules '%s/alerts.yml'", deploy);
+    cmd = harness_fmt("promtool check rules '%s/alerts.yml'", deploy);
     expect_cmd_ok(cmd);
     free(cmd);
-    cmd = fmt("cd '%s' && promtool test rules alerts_test.yml", deploy);
+    cmd = harness_fmt("cd '%s' && promtool test rules alerts_test.yml", deploy);
     expect_cmd_ok(cmd);
     free(cmd);
 
     char *exposition = scrape(g_gw.port);
-    char *f = fmt("%s/alerts.yml", deploy);
+    char *f = harness_fmt("%s/alerts.yml", deploy);
     expect_metrics_exist(f, exposition);
     free(f);
-    f = fmt("%s/README.md", deploy);
+    f = harness_fmt("%s/README.md", deploy);
     if (access(f, R_OK) == 0)
         expect_metrics_exist(f, exposition);
     free(f);
     free(exposition);
 
     /* docker-compose.yml: Redis with appendfsync always, two gateways, nginx with our file. */
-    f = fmt("%s/docker-compose.yml", deploy);
+    f = harness_fmt("%s/docker-compose.yml", deploy);
     char *compose = slurp(f, NULL);
     assert_non_null(compose);
     static const char *const must[] = {"\"--appendonly\", \"yes\"",
@@ -1945,7 +1939,7 @@ static void test_deploy_examples(void **state)
             fail_msg("deploy/docker-compose.yml lacks %s", must[i]);
     free(compose);
     if (have_program("/usr/bin/docker-compose")) {
-        cmd = fmt("docker-compose -f '%s' config -q", f);
+        cmd = harness_fmt("docker-compose -f '%s' config -q", f);
         expect_cmd_ok(cmd);
         free(cmd);
     } else {
@@ -1967,7 +1961,7 @@ static void test_deploy_examples(void **state)
 static void test_dockerfile(void **state)
 {
     (void)state;
-    char *path = fmt("%s/Dockerfile", g_root);
+    char *path = harness_fmt("%s/Dockerfile", g_root);
     char *text = slurp(path, NULL);
     assert_non_null(text);
     /* Join continuation lines into instructions. */

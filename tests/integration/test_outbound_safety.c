@@ -366,18 +366,6 @@ static void rogue_stop(void)
  * Gateway helpers
  * ------------------------------------------------------------------------------------------- */
 
-static char *fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
-static char *fmt(const char *f, ...)
-{
-    va_list ap;
-    va_start(ap, f);
-    char *s = NULL;
-    int n = vasprintf(&s, f, ap);
-    va_end(ap);
-    assert_true(n >= 0);
-    return s;
-}
-
 static const char *jstr(const json_t *o, const char *k)
 {
     const char *s = json_string_value(json_object_get(o, k));
@@ -408,7 +396,7 @@ static int call(const char *method, const char *path, const char *key, const cha
 static json_t *run(const char *key, const char *dest, const char *action, const char *body,
                    const char *idem, char order_id[25])
 {
-    char *path = fmt("/v1/order/%s", action);
+    char *path = harness_fmt("/v1/order/%s", action);
     harness_resp_t r;
     if (call("POST", path, key, dest, idem, body, &r) != 200)
         fail_msg("POST %s: %d %s (sent %s)", path, r.status, r.body ? r.body : "", body);
@@ -417,7 +405,7 @@ static json_t *run(const char *key, const char *dest, const char *action, const 
     if (order_id)
         snprintf(order_id, 25, "%s", jstr(r.json, "order_id"));
     harness_resp_free(&r);
-    path = fmt("/v1/saga/%s", sid);
+    path = harness_fmt("/v1/saga/%s", sid);
     long long end = harness_now_ms() + SAGA_MS;
     for (;;) {
         int st = call("GET", path, key, NULL, NULL, NULL, &r);
@@ -449,11 +437,12 @@ static void expect_saga(const json_t *saga, const char *status, const char *msg)
 
 static char *create_body(const char *number_json)
 {
-    return fmt("{\"order_number\":%s,\"lines\":[{\"product\":{\"source_id\":\"ULSD\"},"
-               "\"terminal\":{\"source_id\":\"HOU-T1\"},\"site\":{\"source_id\":\"ATX-S12\"},"
-               "\"quantity\":10,\"uom\":\"gal\"}],\"requested_delivery\":"
-               "\"2026-05-12T08:00:00.000Z\"}",
-               number_json);
+    return harness_fmt(
+        "{\"order_number\":%s,\"lines\":[{\"product\":{\"source_id\":\"ULSD\"},"
+        "\"terminal\":{\"source_id\":\"HOU-T1\"},\"site\":{\"source_id\":\"ATX-S12\"},"
+        "\"quantity\":10,\"uom\":\"gal\"}],\"requested_delivery\":"
+        "\"2026-05-12T08:00:00.000Z\"}",
+        number_json);
 }
 
 /* An order acme-supply -> swift-haul, synced (the rogue answers 200 with sw_reply). */
@@ -470,7 +459,7 @@ static void make_order(const char *number_json, const char *sw_reply, char oid[2
 /* The delivery-attempt entries of a saga in the order's log (as acme-supply). */
 static json_t *attempts_logged(const char *oid, const char *sid)
 {
-    char *path = fmt("/v1/order/logs?order_id=%s", oid);
+    char *path = harness_fmt("/v1/order/logs?order_id=%s", oid);
     harness_resp_t r;
     assert_int_equal(call("GET", path, ACME_KEY, NULL, NULL, NULL, &r), 200);
     if (r.json == NULL)
@@ -500,7 +489,7 @@ static void test_redirect_each(void **state)
     for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++) {
         size_t target0 = stub_dest_count(g_target), rogue0 = rogue_count();
         rogue_set(RG_REDIRECT, codes[i], NULL);
-        char *num = fmt("\"PO-302-%d\"", codes[i]);
+        char *num = harness_fmt("\"PO-302-%d\"", codes[i]);
         char *body = create_body(num);
         char oid[25];
         json_t *s = run(ACME_KEY, "swift-haul", "create", body, NULL, oid);
@@ -694,13 +683,13 @@ static void test_partner_fields_stay_in_the_body(void **state)
     json_decref(s);
     /* acme-supply cancels with a reason_code that tries to end the header block. */
     rogue_set(RG_OK, 200, "{}");
-    char *b = fmt("{\"order\":{\"order_id\":\"%s\"},\"reason_code\":\"x\\r\\nX-Evil: 3\\r\\n\"}",
-                  o1);
+    char *b = harness_fmt(
+        "{\"order\":{\"order_id\":\"%s\"},\"reason_code\":\"x\\r\\nX-Evil: 3\\r\\n\"}", o1);
     s = run(ACME_KEY, "swift-haul", "cancel", b, "../../idem\\r\\nX-Evil: 9", NULL);
     free(b);
     expect_saga(s, "canceled", NULL);
     json_decref(s);
-    b = fmt("{\"order\":{\"order_id\":\"%s\"}}", o3);
+    b = harness_fmt("{\"order\":{\"order_id\":\"%s\"}}", o3);
     s = run(ACME_KEY, "swift-haul", "reset", b, NULL, NULL);
     free(b);
     expect_saga(s, "synced", NULL);
@@ -714,7 +703,7 @@ static void test_partner_fields_stay_in_the_body(void **state)
             NULL, o1);
     expect_saga(s, "synced", NULL);
     json_decref(s);
-    b = fmt("{\"order\":{\"order_id\":\"%s\"},\"reason_code\":\"other\"}", o1);
+    b = harness_fmt("{\"order\":{\"order_id\":\"%s\"},\"reason_code\":\"other\"}", o1);
     s = run(ACME_KEY, "kibo-retail", "cancel", b, NULL, NULL);
     free(b);
     expect_saga(s, "rejected", "is not a Kibo order ID");
@@ -727,7 +716,7 @@ static void test_partner_fields_stay_in_the_body(void **state)
             NULL, o2);
     expect_saga(s, "synced", NULL);
     json_decref(s);
-    b = fmt("{\"order\":{\"order_id\":\"%s\"}}", o2);
+    b = harness_fmt("{\"order\":{\"order_id\":\"%s\"}}", o2);
     s = run(ACME_KEY, "tecspal-hw", "cancel", b, NULL, NULL);
     free(b);
     expect_saga(s, "rejected", "is not a Tecspal order id");

@@ -58,18 +58,6 @@ static bool g_teardown_failed;
  * Small helpers
  * ------------------------------------------------------------------------------------------- */
 
-static char *fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
-static char *fmt(const char *f, ...)
-{
-    va_list ap;
-    va_start(ap, f);
-    char *s = NULL;
-    int n = vasprintf(&s, f, ap);
-    va_end(ap);
-    assert_true(n >= 0);
-    return s;
-}
-
 static const char *str_at(const json_t *o, const char *key)
 {
     const json_t *v = json_object_get(o, key);
@@ -307,7 +295,7 @@ static void check_delivery(stub_dest_t *s, const char *saga_id, const char *path
 
 static json_t *order_logs(const char *key, const char *order_id)
 {
-    char *path = fmt("/v1/order/logs?order_id=%s", order_id);
+    char *path = harness_fmt("/v1/order/logs?order_id=%s", order_id);
     json_t *logs = get_json(key, path, 200);
     free(path);
     assert_true(json_is_array(logs));
@@ -423,7 +411,7 @@ static char *create_body(const char *number, const char *product, const char *te
 static char *make_order(const char *number, const char *sw_number, char order_id[25])
 {
     if (sw_number) {
-        char *reply = fmt("{\"order_number\":\"%s\"}", sw_number);
+        char *reply = harness_fmt("{\"order_number\":\"%s\"}", sw_number);
         stub_dest_push_status(g_swift, 200, NULL, reply);
         free(reply);
     }
@@ -439,7 +427,7 @@ static char *make_order(const char *number, const char *sw_number, char order_id
 
 static json_t *get_order(const char *key, const char *query)
 {
-    char *path = fmt("/v1/order?%s", query);
+    char *path = harness_fmt("/v1/order?%s", query);
     json_t *o = get_json(key, path, 200);
     free(path);
     return o;
@@ -512,7 +500,7 @@ static void test_create_synced(void **state)
     expect_path(o, "origin_tenant", "acme-supply");
     expect_path(o, "destination_tenant", "swift-haul");
     json_decref(o);
-    char *q = fmt("order_id=%s", oid);
+    char *q = harness_fmt("order_id=%s", oid);
     o = get_order(ACME_KEY, q);
     free(q);
     expect_path(o, "counterparty_order_number", "SW-1");
@@ -594,7 +582,7 @@ static void test_update_status_synced(void **state)
     json_decref(att);
     free(sid);
 
-    char *q = fmt("order_id=%s", oid);
+    char *q = harness_fmt("order_id=%s", oid);
     json_t *o = get_order(ACME_KEY, q);
     expect_path(o, "progress_status", "arrived_at_load");
     expect_path(o, "status_update.progress_status", "arrived_at_load");
@@ -662,7 +650,7 @@ static void test_bol_drop_reset(void **state)
                   "\"location\":{\"source_id\":\"SH-ATX12\"}}",
                   "synced", NULL, NULL));
 
-    char *q = fmt("order_id=%s", oid);
+    char *q = harness_fmt("order_id=%s", oid);
     json_t *before = get_order(ACME_KEY, q);
     json_t *bols = json_incref(json_object_get(before, "bols"));
     json_t *drops = json_incref(json_object_get(before, "drops"));
@@ -673,7 +661,7 @@ static void test_bol_drop_reset(void **state)
     json_decref(before);
 
     /* acme-supply resets: swift-haul gets it by its own order number. */
-    char *reset = fmt("{\"order\":{\"order_id\":\"%s\"}}", oid);
+    char *reset = harness_fmt("{\"order\":{\"order_id\":\"%s\"}}", oid);
     sid = run_saga(ACME_KEY, "swift-haul", "reset", reset, "synced", NULL, NULL);
     free(reset);
     check_delivery(g_swift, sid, "/v1/order/reset", SWIFT_SECRET, &r);
@@ -726,7 +714,7 @@ static void test_cancel_rules(void **state)
     (void)state;
     char oid[25];
     free(make_order("PO-CXL", "SW-CXL", oid));
-    char *body = fmt("{\"order\":{\"order_id\":\"%s\"},\"reason_code\":\"customer\"}", oid);
+    char *body = harness_fmt("{\"order\":{\"order_id\":\"%s\"},\"reason_code\":\"customer\"}", oid);
     char *sid = run_saga(ACME_KEY, "swift-haul", "cancel", body, "canceled", NULL, NULL);
     stub_req_t r;
     check_delivery(g_swift, sid, "/v1/order/cancel", SWIFT_SECRET, &r);
@@ -736,7 +724,7 @@ static void test_cancel_rules(void **state)
     stub_req_free(&r);
     assert_int_equal(stub_dest_count_key(g_swift, sid), 1);
     free(sid);
-    char *q = fmt("order_id=%s", oid);
+    char *q = harness_fmt("order_id=%s", oid);
     json_t *o = get_order(ACME_KEY, q);
     assert_true(json_is_true(json_object_get(o, "canceled")));
     json_decref(o);
@@ -832,9 +820,9 @@ static void test_not_found_and_isolation(void **state)
 
     char oid[25];
     char *create_sid = make_order("PO-ISO", "SW-ISO", oid);
-    char *by_id = fmt("{\"order\":{\"order_id\":\"%s\"},\"progress_status\":\"loading\","
-                      "\"location\":{\"source_id\":\"HOU-T1\"}}",
-                      oid);
+    char *by_id = harness_fmt("{\"order\":{\"order_id\":\"%s\"},\"progress_status\":\"loading\","
+                              "\"location\":{\"source_id\":\"HOU-T1\"}}",
+                              oid);
     /* X-Dest-Tenant-Name must be the order's counterparty. */
     expect_error_undelivered(ACME_KEY, "tecspal-hw", "update_status", by_id, "order not found",
                              NULL);
@@ -842,20 +830,20 @@ static void test_not_found_and_isolation(void **state)
                              "{\"order\":{\"order_number\":\"SW-ISO\"}}", "order not found", NULL);
 
     /* A third tenant sees nothing of it and cannot touch it. */
-    char *p = fmt("/v1/saga/%s", create_sid);
+    char *p = harness_fmt("/v1/saga/%s", create_sid);
     json_decref(get_json(KIBO_KEY, p, 404));
     free(p);
-    p = fmt("/v1/order?order_id=%s", oid);
+    p = harness_fmt("/v1/order?order_id=%s", oid);
     json_decref(get_json(KIBO_KEY, p, 404));
     free(p);
     json_decref(get_json(KIBO_KEY, "/v1/order?order_number=PO-ISO", 404));
     json_decref(get_json(KIBO_KEY, "/v1/order?order_number=SW-ISO", 404));
-    p = fmt("/v1/order/logs?order_id=%s", oid);
+    p = harness_fmt("/v1/order/logs?order_id=%s", oid);
     json_decref(get_json(KIBO_KEY, p, 404));
     free(p);
 
     size_t a = stub_dest_count(g_acme), s = stub_dest_count(g_swift);
-    char *cancel = fmt("{\"order\":{\"order_id\":\"%s\"},\"reason_code\":\"x\"}", oid);
+    char *cancel = harness_fmt("{\"order\":{\"order_id\":\"%s\"},\"reason_code\":\"x\"}", oid);
     json_t *saga;
     char *kibo_sid =
         run_saga(KIBO_KEY, "acme-supply", "cancel", cancel, "error", "order not found", &saga);
@@ -871,7 +859,7 @@ static void test_not_found_and_isolation(void **state)
     assert_int_equal(stub_dest_count(g_acme), a);
     assert_int_equal(stub_dest_count(g_swift), s);
     /* Its sagas left no trace on the order, and the order is not canceled. */
-    p = fmt("order_id=%s", oid);
+    p = harness_fmt("order_id=%s", oid);
     json_t *o = get_order(ACME_KEY, p);
     free(p);
     assert_false(json_is_true(json_object_get(o, "canceled")));
@@ -883,7 +871,7 @@ static void test_not_found_and_isolation(void **state)
     free(dump);
     json_decref(logs);
     /* And the order's parties do not read kibo-retail's saga. */
-    p = fmt("/v1/saga/%s", kibo_sid);
+    p = harness_fmt("/v1/saga/%s", kibo_sid);
     json_decref(get_json(ACME_KEY, p, 404));
     json_decref(get_json(SWIFT_KEY, p, 404));
     free(p);
@@ -899,9 +887,9 @@ static void test_mapping_miss(void **state)
     (void)state;
     char oid[25];
     free(make_order("PO-MAP", "SW-MAP", oid));
-    char *body = fmt("{\"order\":{\"order_id\":\"%s\"},\"progress_status\":\"loading\","
-                     "\"location\":{\"source_id\":\"NOPE\"}}",
-                     oid);
+    char *body = harness_fmt("{\"order\":{\"order_id\":\"%s\"},\"progress_status\":\"loading\","
+                             "\"location\":{\"source_id\":\"NOPE\"}}",
+                             oid);
     expect_error_undelivered(ACME_KEY, "swift-haul", "update_status", body, "location", "NOPE");
     free(body);
     /* A create line whose product does not map: the message names the line's reference. */
@@ -909,9 +897,9 @@ static void test_mapping_miss(void **state)
     expect_error_undelivered(ACME_KEY, "swift-haul", "create", body, "product", "NOPE-P");
     free(body);
     /* The caller's mapping must be its own: swift-haul's terminal id is not acme-supply's. */
-    body = fmt("{\"order\":{\"order_id\":\"%s\"},\"progress_status\":\"loading\","
-               "\"location\":{\"source_id\":\"SH-HOU\"}}",
-               oid);
+    body = harness_fmt("{\"order\":{\"order_id\":\"%s\"},\"progress_status\":\"loading\","
+                       "\"location\":{\"source_id\":\"SH-HOU\"}}",
+                       oid);
     expect_error_undelivered(ACME_KEY, "swift-haul", "update_status", body, "location", "SH-HOU");
     free(body);
 }
@@ -923,9 +911,9 @@ static void test_mapping_miss(void **state)
 /* An acme-supply update_status on order_id for swift-haul (a fresh assigned_to each time). */
 static char *acme_update(const char *oid, const char *tag)
 {
-    return fmt("{\"order\":{\"order_id\":\"%s\"},\"progress_status\":\"driving_to_load\","
-               "\"location\":{\"source_id\":\"DAL-T2\"},\"assigned_to\":\"%s\"}",
-               oid, tag);
+    return harness_fmt("{\"order\":{\"order_id\":\"%s\"},\"progress_status\":\"driving_to_load\","
+                       "\"location\":{\"source_id\":\"DAL-T2\"},\"assigned_to\":\"%s\"}",
+                       oid, tag);
 }
 
 /* Arrival gap between request i and i+1 of a saga at a stub, in ms. */
@@ -1153,9 +1141,10 @@ static void test_fifo_two_gateways(void **state)
     char *sids[FIFO_N];
     static const char *const progress[] = {"driving_to_load", "arrived_at_load"};
     for (int i = 0; i < FIFO_N; i++) {
-        char *body = fmt("{\"order\":{\"order_number\":\"SW-FIFO\"},\"progress_status\":\"%s\","
-                         "\"location\":{\"source_id\":\"SH-HOU\"},\"assigned_to\":\"u-%02d\"}",
-                         progress[i % 2], i);
+        char *body =
+            harness_fmt("{\"order\":{\"order_number\":\"SW-FIFO\"},\"progress_status\":\"%s\","
+                        "\"location\":{\"source_id\":\"SH-HOU\"},\"assigned_to\":\"u-%02d\"}",
+                        progress[i % 2], i);
         sids[i] = submit_on(i % 2 ? gw2.port : g_gw.port, SWIFT_KEY, "acme-supply", "update_status",
                             body, NULL);
         free(body);
@@ -1191,7 +1180,7 @@ static void test_fifo_two_gateways(void **state)
 
     /* They took effect in that order too: the last one is the order's status, and the status
      * history lists them all in intake order. */
-    char *q = fmt("order_id=%s", oid);
+    char *q = harness_fmt("order_id=%s", oid);
     json_t *o = get_order(ACME_KEY, q);
     free(q);
     expect_path(o, "status_update.assigned_to", "u-49");
@@ -1290,7 +1279,7 @@ static void test_secrets_never_stored(void **state)
     }
     json_array_foreach(g_sagas, i, v)
     {
-        char *path = fmt("/v1/saga/%s", json_string_value(json_array_get(v, 0)));
+        char *path = harness_fmt("/v1/saga/%s", json_string_value(json_array_get(v, 0)));
         harness_resp_t r;
         call(g_gw.port, "GET", path, json_string_value(json_array_get(v, 1)), NULL, NULL, &r);
         assert_int_equal(r.status, 200);
@@ -1421,7 +1410,7 @@ static void test_accept(void **state)
     (void)state;
     char oid[25];
     free(make_order("PO-ACC", "SW-ACC", oid));
-    char *body = fmt("{\"order\":{\"order_id\":\"%s\"}}", oid);
+    char *body = harness_fmt("{\"order\":{\"order_id\":\"%s\"}}", oid);
     free(run_saga(SWIFT_KEY, "acme-supply", "accept", body, "synced", "order accepted", NULL));
     free(run_saga(SWIFT_KEY, "acme-supply", "accept", body, "synced",
                   "order was already accepted", NULL));
@@ -1501,7 +1490,7 @@ static void test_orders_expire(void **state)
     long long end = harness_now_ms() + 15000, left;
     while ((left = count_keys(c, "cr:{cr}:order:*", "hash")) > 1 && harness_now_ms() < end)
         harness_sleep_ms(100);
-    char *busy_keys = fmt("cr:{cr}:order:%s*", busy);
+    char *busy_keys = harness_fmt("cr:{cr}:order:%s*", busy);
     long long other = count_keys(c, "cr:{cr}:order:*", NULL) - count_keys(c, busy_keys, NULL);
     free(busy_keys);
     long long named = count_keys(c, "cr:{cr}:ordernum:*", NULL),
@@ -1526,10 +1515,11 @@ static void test_orders_expire(void **state)
         fail_msg("/metrics of the second gateway lacks \"%s\"", want);
 
     /* The busy order is still readable; another is gone, for its tenant as for anyone. */
-    char *q = fmt("order_id=%s", busy);
+    char *q = harness_fmt("order_id=%s", busy);
     json_decref(get_order(ACME_KEY, q));
     free(q);
-    char *path = fmt("/v1/order?order_id=%s", json_string_value(json_array_get(g_orders, 1)));
+    char *path =
+        harness_fmt("/v1/order?order_id=%s", json_string_value(json_array_get(g_orders, 1)));
     json_decref(get_json(ACME_KEY, path, 404));
     free(path);
     redisFree(c);
@@ -1570,12 +1560,12 @@ static void test_orders_kept(void **state)
     /* Marked idle at the epoch, as a gateway with a retention would have left it: kept. */
     freeReplyObject(redisCommand(c, "ZADD cr:{cr}:orders:idle 1 %s", oid));
     harness_sleep_ms(2500); /* a reaper would have run twice; the saga record has expired */
-    char *key = fmt("cr:{cr}:order:%s", oid);
+    char *key = harness_fmt("cr:{cr}:order:%s", oid);
     assert_int_equal(redis_int(c, "EXISTS %s", key), 1);
     free(key);
     assert_int_equal(redis_int(c, "EXISTS %s", "cr:{cr}:ordernum:acme-supply:PO-KEEP"), 1);
     assert_int_equal(redis_int(c, "EXISTS %s", "cr:{cr}:orderref:swift-haul:SW-KEEP"), 1);
-    char *q = fmt("order_id=%s", oid);
+    char *q = harness_fmt("order_id=%s", oid);
     json_decref(get_order(ACME_KEY, q));
     free(q);
     json_decref(get_order(SWIFT_KEY, "order_number=SW-KEEP"));

@@ -56,18 +56,6 @@ typedef struct batch {
  * Helpers
  * ------------------------------------------------------------------------------------------- */
 
-static char *fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
-static char *fmt(const char *f, ...)
-{
-    va_list ap;
-    va_start(ap, f);
-    char *s = NULL;
-    int n = vasprintf(&s, f, ap);
-    va_end(ap);
-    assert_true(n >= 0);
-    return s;
-}
-
 static bool is_terminal(const char *st)
 {
     return st && (strcmp(st, "synced") == 0 || strcmp(st, "canceled") == 0 ||
@@ -104,16 +92,18 @@ static void submit_batch(batch_t *b, const char *prefix, int port_a, int port_b)
     b->stub_from = stub_dest_count(g_swift);
     b->keys_from = stub_dest_distinct_keys(g_swift);
     for (int i = 0; i < N_ORDERS; i++) {
-        char *create = fmt("{\"order_number\":\"%s-%02d\",\"lines\":[{\"product\":{\"source_id\":"
-                           "\"ULSD\"},\"terminal\":{\"source_id\":\"HOU-T1\"},\"site\":{"
-                           "\"source_id\":\"ATX-S12\"},\"quantity\":%d,\"uom\":\"gal\"}],"
-                           "\"requested_delivery\":\"2026-05-12T08:00:00.000Z\"}",
-                           prefix, i, 1000 + i);
+        char *create =
+            harness_fmt("{\"order_number\":\"%s-%02d\",\"lines\":[{\"product\":{\"source_id\":"
+                        "\"ULSD\"},\"terminal\":{\"source_id\":\"HOU-T1\"},\"site\":{"
+                        "\"source_id\":\"ATX-S12\"},\"quantity\":%d,\"uom\":\"gal\"}],"
+                        "\"requested_delivery\":\"2026-05-12T08:00:00.000Z\"}",
+                        prefix, i, 1000 + i);
         submit(i % 2 ? port_b : port_a, "create", create, b->sid[2 * i], b->oid[i]);
         free(create);
-        char *update = fmt("{\"order\":{\"order_id\":\"%s\"},\"progress_status\":\"assigned\","
-                           "\"location\":{\"source_id\":\"HOU-T1\"},\"assigned_to\":\"%s-%02d\"}",
-                           b->oid[i], prefix, i);
+        char *update =
+            harness_fmt("{\"order\":{\"order_id\":\"%s\"},\"progress_status\":\"assigned\","
+                        "\"location\":{\"source_id\":\"HOU-T1\"},\"assigned_to\":\"%s-%02d\"}",
+                        b->oid[i], prefix, i);
         submit(i % 2 ? port_a : port_b, "update_status", update, b->sid[2 * i + 1], NULL);
         free(update);
     }

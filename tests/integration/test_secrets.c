@@ -71,18 +71,6 @@ static json_t *g_injected;  /* strings with \n, \r, U+2028, ESC that should reac
  * Helpers
  * ------------------------------------------------------------------------------------------- */
 
-static char *fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
-static char *fmt(const char *f, ...)
-{
-    va_list ap;
-    va_start(ap, f);
-    char *s = NULL;
-    int n = vasprintf(&s, f, ap);
-    va_end(ap);
-    assert_true(n >= 0);
-    return s;
-}
-
 static const char *jstr(const json_t *o, const char *k)
 {
     const char *s = json_string_value(json_object_get(o, k));
@@ -141,12 +129,12 @@ static void settle_acme(void)
 
 static char *key_hdr(const char *key)
 {
-    return fmt("X-API-Key: %s", key);
+    return harness_fmt("X-API-Key: %s", key);
 }
 
 static json_t *wait_saga(const char *key, const char *sid)
 {
-    char *auth = key_hdr(key), *path = fmt("/v1/saga/%s", sid);
+    char *auth = key_hdr(key), *path = harness_fmt("/v1/saga/%s", sid);
     long long end = harness_now_ms() + SAGA_MS;
     for (;;) {
         harness_resp_t r;
@@ -172,8 +160,8 @@ static json_t *wait_saga(const char *key, const char *sid)
 static json_t *mutate(const char *key, bool bearer, const char *dest, const char *action,
                       const char *body, const char *idem, const char *want, char order_id[25])
 {
-    char *auth = bearer ? fmt("Authorization: Bearer %s", key) : key_hdr(key);
-    char *path = fmt("/v1/order/%s", action);
+    char *auth = bearer ? harness_fmt("Authorization: Bearer %s", key) : key_hdr(key);
+    char *path = harness_fmt("/v1/order/%s", action);
     harness_resp_t r;
     if (req("POST", path, auth, dest, idem, body, &r) != 200)
         fail_msg("POST %s as %s: %d %s (sent %s)", path, key, r.status, r.body ? r.body : "",
@@ -299,12 +287,12 @@ static void test_mixed_traffic(void **state)
            "{\"order\":{\"order_number\":\"SW-SEC-1\"},\"site\":{\"source_id\":\"SH-ATX12\"},"
            "\"product\":{\"source_id\":\"SH-DSL\"},\"volume\":9}",
            NULL, "synced", NULL);
-    b = fmt("{\"order\":{\"order_id\":\"%s\"}}", o1);
+    b = harness_fmt("{\"order\":{\"order_id\":\"%s\"}}", o1);
     run_ok(ACME_KEY, false, "swift-haul", "reset", b, NULL, "synced", NULL);
     free(b);
     /* A 500, then the retry goes through. */
     stub_dest_push_status(g_swift, 500, NULL, "{\"detail\":\"busy\"}");
-    b = fmt("{\"order\":{\"order_id\":\"%s\"},\"reason_code\":\"customer\"}", o1);
+    b = harness_fmt("{\"order\":{\"order_id\":\"%s\"},\"reason_code\":\"customer\"}", o1);
     run_ok(ACME_KEY, true, "swift-haul", "cancel", b, "sec-cancel-1", "canceled", NULL);
     free(b);
 
@@ -322,7 +310,7 @@ static void test_mixed_traffic(void **state)
     b = create_body(TEC_UUID, "TEC-P-DSL", "TEC-T-HOU", "TEC-S-ATX");
     run_ok(TEC_KEY, false, "acme-supply", "create", b, NULL, "synced", o3);
     free(b);
-    b = fmt("{\"order\":{\"order_id\":\"%s\"},\"reason_code\":\"customer\"}", o3);
+    b = harness_fmt("{\"order\":{\"order_id\":\"%s\"},\"reason_code\":\"customer\"}", o3);
     run_ok(ACME_KEY, false, "tecspal-hw", "cancel", b, NULL, "canceled", NULL);
     free(b);
     char st[32];
@@ -333,7 +321,7 @@ static void test_mixed_traffic(void **state)
     b = create_body("1010101", "SKU-ULSD", "KB-TERM-HOU", "1012");
     run_ok(KIBO_KEY, true, "acme-supply", "create", b, NULL, "synced", o4);
     free(b);
-    b = fmt("{\"order\":{\"order_id\":\"%s\"},\"reason_code\":\"fraud\"}", o4);
+    b = harness_fmt("{\"order\":{\"order_id\":\"%s\"},\"reason_code\":\"fraud\"}", o4);
     run_ok(ACME_KEY, false, "kibo-retail", "cancel", b, NULL, "canceled", NULL);
     free(b);
 
@@ -342,7 +330,7 @@ static void test_mixed_traffic(void **state)
                        "{\"order\":{\"order_number\":\"NO-SUCH\"},\"progress_status\":\"loading\","
                        "\"location\":{\"source_id\":\"HOU-T1\"}}",
                        NULL, "error", NULL);
-    char *p = fmt("/v1/saga/%s/retry", jstr(s, "saga_id"));
+    char *p = harness_fmt("/v1/saga/%s/retry", jstr(s, "saga_id"));
     assert_int_equal(req("POST", p, auth, NULL, NULL, "", &r), 200);
     harness_resp_free(&r);
     free(p);
@@ -373,7 +361,8 @@ static void test_mixed_traffic(void **state)
         assert_true(r.status == 200);
         harness_resp_free(&r);
     }
-    p = fmt("/v1/admin/sagas/%s", json_string_value(json_array_get(json_array_get(g_sagas, 0), 0)));
+    p = harness_fmt("/v1/admin/sagas/%s",
+                    json_string_value(json_array_get(json_array_get(g_sagas, 0), 0)));
     req("GET", p, "X-API-Key: " ADMIN_KEY, NULL, NULL, NULL, &r);
     assert_int_equal(r.status, 200);
     harness_resp_free(&r);
@@ -518,22 +507,24 @@ static void test_log_injection(void **state)
     char oid[25];
     for (size_t i = 0; i < sizeof nasty_json / sizeof nasty_json[0]; i++) {
         /* 1. In a body field that is logged: a terminal that does not map. */
-        char *b = fmt("{\"order_number\":\"PO-NASTY-%zu\",\"lines\":[{\"product\":{\"source_id\":"
-                      "\"ULSD\"},\"terminal\":{\"source_id\":%s},\"site\":{\"source_id\":"
-                      "\"ATX-S12\"},\"quantity\":1}],\"requested_delivery\":"
-                      "\"2026-05-12T08:00:00.000Z\"}",
-                      i, nasty_json[i]);
+        char *b =
+            harness_fmt("{\"order_number\":\"PO-NASTY-%zu\",\"lines\":[{\"product\":{\"source_id\":"
+                        "\"ULSD\"},\"terminal\":{\"source_id\":%s},\"site\":{\"source_id\":"
+                        "\"ATX-S12\"},\"quantity\":1}],\"requested_delivery\":"
+                        "\"2026-05-12T08:00:00.000Z\"}",
+                        i, nasty_json[i]);
         json_decref(mutate(ACME_KEY, false, "swift-haul", "create", b, NULL, "error", oid));
         free(b);
         /* 2. In an order number that a refusal names: tecspal-hw's order, cancelled towards
          *    Tecspal, whose reference must be a UUID. */
-        b = fmt("{\"order_number\":%s,\"lines\":[{\"product\":{\"source_id\":\"TEC-P-DSL\"},"
-                "\"terminal\":{\"source_id\":\"TEC-T-HOU\"},\"site\":{\"source_id\":\"TEC-S-ATX\"},"
-                "\"quantity\":1}],\"requested_delivery\":\"2026-05-12T08:00:00.000Z\"}",
-                nasty_json[i]);
+        b = harness_fmt(
+            "{\"order_number\":%s,\"lines\":[{\"product\":{\"source_id\":\"TEC-P-DSL\"},"
+            "\"terminal\":{\"source_id\":\"TEC-T-HOU\"},\"site\":{\"source_id\":\"TEC-S-ATX\"},"
+            "\"quantity\":1}],\"requested_delivery\":\"2026-05-12T08:00:00.000Z\"}",
+            nasty_json[i]);
         json_decref(mutate(TEC_KEY, false, "acme-supply", "create", b, NULL, "synced", oid));
         free(b);
-        b = fmt("{\"order\":{\"order_id\":\"%s\"}}", oid);
+        b = harness_fmt("{\"order\":{\"order_id\":\"%s\"}}", oid);
         json_decref(mutate(ACME_KEY, false, "tecspal-hw", "cancel", b, NULL, "rejected", NULL));
         free(b);
         json_array_append_new(g_injected, json_string(nasty_text[i]));
@@ -647,7 +638,7 @@ static void test_no_secret_anywhere(void **state)
     json_t *v;
     json_array_foreach(g_sagas, i, v)
     {
-        char *p = fmt("/v1/saga/%s", json_string_value(json_array_get(v, 0)));
+        char *p = harness_fmt("/v1/saga/%s", json_string_value(json_array_get(v, 0)));
         char *a = key_hdr(json_string_value(json_array_get(v, 1)));
         harness_resp_t r;
         assert_int_equal(req("GET", p, a, NULL, NULL, NULL, &r), 200);
@@ -661,8 +652,8 @@ static void test_no_secret_anywhere(void **state)
     {
         char *a = key_hdr(json_string_value(json_array_get(v, 1)));
         for (int k = 0; k < 2; k++) {
-            char *p = fmt("/v1/order%s?order_id=%s", k ? "/logs" : "",
-                          json_string_value(json_array_get(v, 0)));
+            char *p = harness_fmt("/v1/order%s?order_id=%s", k ? "/logs" : "",
+                                  json_string_value(json_array_get(v, 0)));
             harness_resp_t r;
             assert_int_equal(req("GET", p, a, NULL, NULL, NULL, &r), 200);
             found += secrets_in(k ? "an order log" : "an order read", r.body, r.body_len);
@@ -762,11 +753,12 @@ static void test_cut_multibyte_messages(void **state)
             strcat(sid, "a");
         for (int c = 0; c < 100; c++)
             strcat(sid, "\xc3\xa9"); /* é */
-        char *b = fmt("{\"order_number\":\"PO-CUT-%d\",\"lines\":[{\"product\":{\"source_id\":"
-                      "\"ULSD\"},\"terminal\":{\"source_id\":\"%s\"},\"site\":{\"source_id\":"
-                      "\"ATX-S12\"},\"quantity\":1}],\"requested_delivery\":"
-                      "\"2026-05-12T08:00:00.000Z\"}",
-                      k, sid);
+        char *b =
+            harness_fmt("{\"order_number\":\"PO-CUT-%d\",\"lines\":[{\"product\":{\"source_id\":"
+                        "\"ULSD\"},\"terminal\":{\"source_id\":\"%s\"},\"site\":{\"source_id\":"
+                        "\"ATX-S12\"},\"quantity\":1}],\"requested_delivery\":"
+                        "\"2026-05-12T08:00:00.000Z\"}",
+                        k, sid);
         char *auth = key_hdr(ACME_KEY);
         harness_resp_t r;
         assert_int_equal(req("POST", "/v1/order/create", auth, "swift-haul", NULL, b, &r), 200);
@@ -774,7 +766,7 @@ static void test_cut_multibyte_messages(void **state)
         harness_resp_free(&r);
         free(b);
         /* It ends; the gateway is still there; the end message names the reference. */
-        char *p = fmt("/v1/saga/%s", saga_id);
+        char *p = harness_fmt("/v1/saga/%s", saga_id);
         long long end = harness_now_ms() + 5000;
         json_t *saga = NULL;
         while (harness_now_ms() < end && saga == NULL) {

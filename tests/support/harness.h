@@ -135,4 +135,7 @@ json_t *harness_fixture_tenants(void);
 long long harness_now_ms(void);
 void harness_sleep_ms(int ms);
 
+/* printf into a new string (caller frees); aborts when out of memory. */
+char *harness_fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
+
 #endif
