@@ -41,9 +41,12 @@
  * Requests are stored one after the other, so two in one batch with the same Idempotency-Key
  * are a first request and its repeat, as they would be in two calls; the idempotency check and
  * the writes of one request are one script, so racing requests cannot both create a saga. Each
- * request runs under pcall: an error fails that request alone. The index ZADDs of all stored
- * requests are grouped by key and sent once at the end (members differ, the scores are each
- * request's own): per request they were five of its eleven Redis calls.
+ * request runs under pcall: an error fails that request alone, and what it had written is
+ * removed again (Redis does not roll a script back): its place in its order's queue above all,
+ * where it would hold every later saga of the order behind a saga that does not exist. The
+ * index ZADDs of all stored requests are grouped by key and sent once at the end (members
+ * differ, the scores are each request's own): per request they were five of its eleven Redis
+ * calls.
  */
 #define INTAKE_VALUES 12
 static store_script_t intake_script = {
@@ -56,7 +59,9 @@ static store_script_t intake_script = {
         "  if not t then t = {}; zargs[key] = t; zkeys[#zkeys + 1] = key end\n"
         "  t[#t + 1] = score; t[#t + 1] = member\n"
         "end\n"
+        "local undo -- what the request being stored has written so far (see failed)\n"
         "local function store(a)\n"
+        "  undo = {}\n"
         "  local sid, stype, tenant, idem, fp, ttl, hentry, dest, oid, num, now,\n"
         "        retention = unpack(ARGV, a, a + 11)\n"
         "  local skey = P .. 'saga:' .. sid\n"
@@ -82,10 +87,13 @@ static store_script_t intake_script = {
         "  end\n"
         "  if stype == 'order_create' then\n"
         "    -- the order hash itself came ahead of the script\n"
-        "    if not redis.call('SET', P .. 'ordernum:' .. tenant .. ':' .. num, oid, 'NX') then\n"
+        "    undo.oid = oid\n"
+        "    undo.names = {P .. 'ordernum:' .. tenant .. ':' .. num,\n"
+        "                  P .. 'ordernum_in:' .. dest .. ':' .. num}\n"
+        "    if not redis.call('SET', undo.names[1], oid, 'NX') then\n"
         "      return {3, ''}\n"
         "    end\n"
-        "    redis.call('SET', P .. 'ordernum_in:' .. dest .. ':' .. num, oid, 'NX')\n"
+        "    redis.call('SET', undo.names[2], oid, 'NX')\n"
         "  elseif oid ~= '' then\n"
         "    local o = redis.call('HMGET', P .. 'order:' .. oid, 'origin_tenant',\n"
         "                         'destination_tenant')\n"
@@ -97,15 +105,18 @@ static store_script_t intake_script = {
         "    oid = v[1] or v[2] or v[3] or ''\n"
         "  end\n"
         "  if oid ~= '' and stype ~= 'order_accept' then\n"
-        "    redis.call('RPUSH', P .. 'order:' .. oid .. ':q', sid)\n"
+        "    undo.q = P .. 'order:' .. oid .. ':q'\n"
+        "    redis.call('RPUSH', undo.q, sid)\n"
         "  end\n"
         "  local id = redis.call('XADD', KEYS[1], '*', 'saga_id', sid, 'type', stype,\n"
         "                        'tenant', tenant)\n"
+        "  undo.entry = id\n"
         "  redis.call('HSET', skey, 'stream_id', id, 'order_id', oid, 'epoch', 0, 'created_ms',\n"
         "             now)\n"
         "  redis.call('RPUSH', skey .. ':hist', hentry)\n"
         "  if oid ~= '' then\n"
         "    local ok = P .. 'idx:order:' .. oid\n"
+        "    undo.idx = ok\n"
         "    redis.call('ZADD', ok, now, sid)\n"
         "    if stype ~= 'order_create' then -- a new order's index holds nothing older\n"
         "      redis.call('ZREMRANGEBYSCORE', ok, '-inf',\n"
@@ -120,6 +131,7 @@ static store_script_t intake_script = {
         "    if tonumber(ttl) > tonumber(retention) then\n"
         "      first = redis.call('HGET', skey, 'response')\n"
         "    end\n"
+        "    undo.idem = ikey\n"
         "    redis.call('SET', ikey, fp .. '\\n' .. sid .. '\\n' .. first, 'EX', ttl)\n"
         "  end\n"
         "  -- last, once nothing of this request can fail any more\n"
@@ -130,10 +142,26 @@ static store_script_t intake_script = {
         "  zadd(P .. 'idx:type:' .. stype, now, sid)\n"
         "  return {0, id}\n"
         "end\n"
+        "-- A request that failed half way: take back what it wrote (each step on its own, so one\n"
+        "-- that fails too does not keep the others from running).\n"
+        "local function failed(sid)\n"
+        "  local u = undo\n"
+        "  if u.q then pcall(redis.call, 'LREM', u.q, -1, sid) end\n"
+        "  if u.entry then pcall(redis.call, 'XDEL', KEYS[1], u.entry) end\n"
+        "  if u.idx then pcall(redis.call, 'ZREM', u.idx, sid) end\n"
+        "  if u.idem then pcall(redis.call, 'DEL', u.idem) end\n"
+        "  for _, k in ipairs(u.names or {}) do\n"
+        "    if redis.pcall('GET', k) == u.oid then pcall(redis.call, 'DEL', k) end\n"
+        "  end\n"
+        "  pcall(redis.call, 'DEL', P .. 'saga:' .. sid .. ':hist')\n"
+        "end\n"
         "local out, a = {}, 2\n"
         "for j = 1, tonumber(ARGV[1]) do\n"
         "  local ok, r = pcall(store, a)\n"
-        "  if not ok then r = {4, ''} end\n"
+        "  if not ok then\n"
+        "    failed(ARGV[a])\n"
+        "    r = {4, ''}\n"
+        "  end\n"
         "  if r[1] ~= 0 then\n"
         "    -- not stored: the hashes written ahead of the script for it go\n"
         "    redis.call('DEL', P .. 'saga:' .. ARGV[a])\n"

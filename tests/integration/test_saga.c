@@ -1446,6 +1446,48 @@ static long long count_keys(redisContext *c, const char *pattern, const char *ty
 }
 
 /*
+ * A request whose store fails half way is refused 503 and leaves nothing behind. Here the
+ * order's saga index is made a string, so the intake script's ZADD fails after the request has
+ * joined its order's queue and the stream: Redis keeps what a script wrote before an error, and
+ * the failed request stayed at the head of the queue, holding every later saga of the order
+ * behind a saga that does not exist.
+ */
+static void test_failed_store_leaves_no_trace(void **state)
+{
+    (void)state;
+    char oid[25];
+    free(make_order("PO-UNDO", "SW-UNDO", oid));
+    redisContext *c = harness_redis_connect(&g_redis);
+    assert_non_null(c);
+    char *idx = harness_fmt("cr:{cr}:idx:order:%s", oid);
+    char *q = harness_fmt("cr:{cr}:order:%s:q", oid);
+    freeReplyObject(redisCommand(c, "SET %s not-a-sorted-set", idx));
+    long long sagas = harness_saga_count(&g_redis);
+    long long hists = count_keys(c, "cr:{cr}:saga:*:hist", NULL);
+
+    char *body = acme_update(oid, "undo-1");
+    harness_resp_t r;
+    int st = call(g_gw.port, "POST", "/v1/order/update_status", ACME_KEY, "swift-haul", body, &r);
+    free(body);
+    if (st != 503 || r.json == NULL || str_at(r.json, "detail") == NULL)
+        fail_msg("a request whose store failed: %d %s, want 503 with a detail", st,
+                 r.body ? r.body : "");
+    harness_resp_free(&r);
+    assert_int_equal(redis_int(c, "EXISTS %s", q), 0);
+    assert_int_equal(harness_saga_count(&g_redis), sagas);
+    assert_int_equal(count_keys(c, "cr:{cr}:saga:*:hist", NULL), hists);
+
+    /* Once the index is a sorted set again, the order's next request runs to the end. */
+    freeReplyObject(redisCommand(c, "DEL %s", idx));
+    body = acme_update(oid, "undo-2");
+    free(run_saga(ACME_KEY, "swift-haul", "update_status", body, "synced", NULL, NULL));
+    free(body);
+    free(idx);
+    free(q);
+    redisFree(c);
+}
+
+/*
  * Orders go saga.order_retention_s after their last saga ended, with every key that names them;
  * an order with a saga in its queue again stays. Last in the file: the gateway started here,
  * with a retention of 2 s, removes every other order the file made.
@@ -1680,6 +1722,7 @@ int main(void)
         cmocka_unit_test(test_fifo_two_gateways),
         cmocka_unit_test(test_secrets_never_stored),
         cmocka_unit_test(test_accept),
+        cmocka_unit_test(test_failed_store_leaves_no_trace),
         cmocka_unit_test(test_finished_state_is_bounded),
         cmocka_unit_test(test_orders_expire),
         cmocka_unit_test(test_orders_kept),
