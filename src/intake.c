@@ -46,7 +46,7 @@
  * where it would hold every later saga of the order behind a saga that does not exist. The
  * index ZADDs of all stored requests are grouped by key and sent once at the end (members
  * differ, the scores are each request's own): per request they were five of its eleven Redis
- * calls.
+ * calls. One that fails is logged by Redis and leaves the requests stored and answered.
  */
 #define INTAKE_VALUES 12
 static store_script_t intake_script = {
@@ -172,7 +172,15 @@ static store_script_t intake_script = {
         "  out[j] = r\n"
         "  a = a + 12\n"
         "end\n"
-        "for _, k in ipairs(zkeys) do redis.call('ZADD', k, unpack(zargs[k])) end\n"
+        "-- The requests are stored by now: an index that cannot be written (a key of another\n"
+        "-- type) must not turn their answers into errors, or a retry would store them twice.\n"
+        "for _, k in ipairs(zkeys) do\n"
+        "  local ok, err = pcall(redis.call, 'ZADD', k, unpack(zargs[k]))\n"
+        "  if not ok then\n"
+        "    redis.log(redis.LOG_WARNING, 'crossroads intake: index ' .. k .. ' not written: ' ..\n"
+        "              (type(err) == 'table' and tostring(err.err) or tostring(err)))\n"
+        "  end\n"
+        "end\n"
         "return out\n",
 };
 

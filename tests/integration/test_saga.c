@@ -1446,11 +1446,12 @@ static long long count_keys(redisContext *c, const char *pattern, const char *ty
 }
 
 /*
- * A request whose store fails half way is refused 503 and leaves nothing behind. Here the
- * order's saga index is made a string, so the intake script's ZADD fails after the request has
- * joined its order's queue and the stream: Redis keeps what a script wrote before an error, and
- * the failed request stayed at the head of the queue, holding every later saga of the order
- * behind a saga that does not exist.
+ * A request whose store fails half way is refused 503 and leaves nothing behind; one that is
+ * stored is answered as stored even if an index cannot take it. In the first case the order's
+ * saga index is made a string, so the intake script's ZADD fails after the request has joined
+ * its order's queue and the stream: Redis keeps what a script wrote before an error, and the
+ * failed request stayed at the head of the queue, holding every later saga of the order behind
+ * a saga that does not exist.
  */
 static void test_failed_store_leaves_no_trace(void **state)
 {
@@ -1482,6 +1483,17 @@ static void test_failed_store_leaves_no_trace(void **state)
     body = acme_update(oid, "undo-2");
     free(run_saga(ACME_KEY, "swift-haul", "update_status", body, "synced", NULL, NULL));
     free(body);
+
+    /* An index written after the request is stored (here the tenant's) that cannot be written
+     * leaves the request stored and answered 200: a 503 would have the client store it twice. */
+    const char *tidx = "cr:{cr}:idx:tenant:acme-supply";
+    freeReplyObject(redisCommand(c, "RENAME %s %s.saved", tidx, tidx));
+    freeReplyObject(redisCommand(c, "SET %s not-a-sorted-set", tidx));
+    body = acme_update(oid, "undo-3");
+    free(run_saga(ACME_KEY, "swift-haul", "update_status", body, "synced", NULL, NULL));
+    free(body);
+    freeReplyObject(redisCommand(c, "DEL %s", tidx));
+    freeReplyObject(redisCommand(c, "RENAME %s.saved %s", tidx, tidx));
     free(idx);
     free(q);
     redisFree(c);
