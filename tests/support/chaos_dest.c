@@ -10,6 +10,7 @@
  * moment its request was read until its answer was written whole or the client left.
  */
 #include "chaos.h"
+#include "harness.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -87,32 +88,6 @@ const char *chaos_fault_name(chaos_fault_t f)
 static double rnd(chaos_dest_t *d)
 {
     return chaos_rand(&d->rng);
-}
-
-static bool header_value(const char *block, size_t len, const char *name, char *out,
-                         size_t size)
-{
-    size_t nl = strlen(name);
-    const char *p = block, *end = block + len;
-    while (p < end) {
-        const char *eol = memchr(p, '\n', (size_t)(end - p));
-        size_t ll = eol ? (size_t)(eol - p) : (size_t)(end - p);
-        if (ll > nl && strncasecmp(p, name, nl) == 0 && p[nl] == ':') {
-            const char *v = p + nl + 1, *e = p + ll;
-            while (v < e && (*v == ' ' || *v == '\t'))
-                v++;
-            while (e > v && (e[-1] == '\r' || e[-1] == ' ' || e[-1] == '\t'))
-                e--;
-            size_t n = (size_t)(e - v) < size - 1 ? (size_t)(e - v) : size - 1;
-            memcpy(out, v, n);
-            out[n] = '\0';
-            return true;
-        }
-        if (eol == NULL)
-            break;
-        p = eol + 1;
-    }
-    return false;
 }
 
 /* ---------------------------------------------------------------- the log (under mu) */
@@ -238,7 +213,7 @@ static void on_request(chaos_dest_t *d, conn_t *c, const char *path, size_t pl, 
     memset(&e, 0, sizeof e);
     snprintf(e.path, sizeof e.path, "%.*s", (int)(pl < sizeof e.path ? pl : sizeof e.path - 1),
              path);
-    header_value(hdrs, hlen, "Idempotency-Key", e.key, sizeof e.key);
+    harness_header_copy(hdrs, hlen, "Idempotency-Key", e.key, sizeof e.key);
     e.body_hash = chaos_hash(body, blen);
     e.arrive_us = chaos_now_us();
 
@@ -334,16 +309,16 @@ static void conn_process(chaos_dest_t *d, conn_t *c)
         size_t hlen = (size_t)(hend + 2 - hdrs);
         char v[64];
         long long cl = 0;
-        if (header_value(hdrs, hlen, "Content-Length", v, sizeof v))
+        if (harness_header_copy(hdrs, hlen, "Content-Length", v, sizeof v))
             cl = strtoll(v, NULL, 10);
         if (cl < 0 || cl > MAX_BODY) {
             conn_close(d, c, false);
             return;
         }
-        c->close_after =
-            header_value(hdrs, hlen, "Connection", v, sizeof v) && strcasecmp(v, "close") == 0;
+        c->close_after = harness_header_copy(hdrs, hlen, "Connection", v, sizeof v) &&
+                         strcasecmp(v, "close") == 0;
         if (c->in_len < head_len + (size_t)cl) {
-            if (header_value(hdrs, hlen, "Expect", v, sizeof v) &&
+            if (harness_header_copy(hdrs, hlen, "Expect", v, sizeof v) &&
                 strcasecmp(v, "100-continue") == 0 && c->in_len == head_len) {
                 static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
                 if (send(c->fd, cont, sizeof cont - 1, MSG_NOSIGNAL) < 0)

@@ -795,34 +795,48 @@ void harness_resp_free(harness_resp_t *r)
     memset(r, 0, sizeof *r);
 }
 
-bool harness_resp_header(const harness_resp_t *r, const char *name, char *out, size_t size)
+const char *harness_header_find(const char *block, size_t len, const char *name, size_t *vlen)
 {
-    if (r == NULL || r->headers == NULL)
-        return false;
     size_t nl = strlen(name);
-    const char *line = r->headers;
-    while (*line != '\0') {
-        const char *eol = strchr(line, '\n');
-        size_t ll = eol ? (size_t)(eol - line) : strlen(line);
-        if (ll > nl && strncasecmp(line, name, nl) == 0 && line[nl] == ':') {
-            const char *v = line + nl + 1;
-            const char *e = line + ll;
+    const char *p = block, *end = block + len;
+    while (p < end) {
+        const char *eol = memchr(p, '\n', (size_t)(end - p));
+        const char *line_end = eol ? eol : end;
+        if ((size_t)(line_end - p) > nl && strncasecmp(p, name, nl) == 0 && p[nl] == ':') {
+            const char *v = p + nl + 1, *e = line_end;
             while (v < e && (*v == ' ' || *v == '\t'))
                 v++;
             while (e > v && (e[-1] == '\r' || e[-1] == ' ' || e[-1] == '\t'))
                 e--;
-            if (out != NULL && size > 0) {
-                size_t n = (size_t)(e - v) < size - 1 ? (size_t)(e - v) : size - 1;
-                memcpy(out, v, n);
-                out[n] = '\0';
-            }
-            return true;
+            *vlen = (size_t)(e - v);
+            return v;
         }
         if (eol == NULL)
             break;
-        line = eol + 1;
+        p = eol + 1;
     }
-    return false;
+    return NULL;
+}
+
+bool harness_header_copy(const char *block, size_t len, const char *name, char *out, size_t size)
+{
+    size_t vl;
+    const char *v = harness_header_find(block, len, name, &vl);
+    if (v == NULL)
+        return false;
+    if (out != NULL && size > 0) {
+        size_t n = vl < size - 1 ? vl : size - 1;
+        memcpy(out, v, n);
+        out[n] = '\0';
+    }
+    return true;
+}
+
+bool harness_resp_header(const harness_resp_t *r, const char *name, char *out, size_t size)
+{
+    if (r == NULL || r->headers == NULL)
+        return false;
+    return harness_header_copy(r->headers, strlen(r->headers), name, out, size);
 }
 
 /* ---------------------------------------------------------------- libcurl client */

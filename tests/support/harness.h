@@ -90,6 +90,14 @@ void harness_resp_free(harness_resp_t *r);
 bool harness_resp_header(const harness_resp_t *r, const char *name, char *out, size_t size);
 
 /*
+ * A header in a raw block of "Name: value\r\n" lines (name case-insensitive): its value,
+ * trimmed, and the value's length into vlen; NULL when absent.
+ */
+const char *harness_header_find(const char *block, size_t len, const char *name, size_t *vlen);
+/* The same, copied NUL-terminated into out (at most size - 1 bytes; out may be NULL). */
+bool harness_header_copy(const char *block, size_t len, const char *name, char *out, size_t size);
+
+/*
  * libcurl request to http://127.0.0.1:port path. headers: NULL-terminated array of
  * "Name: value" strings (or NULL). body may be NULL (no body). Returns 0 and fills resp.
  */

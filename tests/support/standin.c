@@ -10,6 +10,7 @@
  * Must not: depend on the gateway's own code for what it checks (the HMAC is OpenSSL's here).
  */
 #include "standin.h"
+#include "harness.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -121,43 +122,17 @@ static void *xrealloc(void *p, size_t n)
     return p;
 }
 
-/* Find a header in a raw "Name: value\r\n" block; value pointer and length, or NULL. */
-static const char *find_header(const char *block, size_t block_len, const char *name, size_t *vlen)
-{
-    size_t nl = strlen(name);
-    const char *p = block, *end = block + block_len;
-    while (p < end) {
-        const char *eol = memchr(p, '\n', (size_t)(end - p));
-        const char *line_end = eol ? eol : end;
-        const char *colon = memchr(p, ':', (size_t)(line_end - p));
-        if (colon && (size_t)(colon - p) == nl && strncasecmp(p, name, nl) == 0) {
-            const char *v = colon + 1;
-            while (v < line_end && (*v == ' ' || *v == '\t'))
-                v++;
-            const char *ve = line_end;
-            while (ve > v && (ve[-1] == '\r' || ve[-1] == ' ' || ve[-1] == '\t'))
-                ve--;
-            *vlen = (size_t)(ve - v);
-            return v;
-        }
-        if (eol == NULL)
-            break;
-        p = eol + 1;
-    }
-    return NULL;
-}
-
 static bool header_is(const req_t *rq, const char *name, const char *want)
 {
     size_t n;
-    const char *v = find_header(rq->headers, rq->headers_len, name, &n);
+    const char *v = harness_header_find(rq->headers, rq->headers_len, name, &n);
     return v != NULL && n == strlen(want) && memcmp(v, want, n) == 0;
 }
 
 static bool header_starts_ci(const req_t *rq, const char *name, const char *prefix)
 {
     size_t n;
-    const char *v = find_header(rq->headers, rq->headers_len, name, &n);
+    const char *v = harness_header_find(rq->headers, rq->headers_len, name, &n);
     return v != NULL && n >= strlen(prefix) && strncasecmp(v, prefix, strlen(prefix)) == 0;
 }
 
@@ -483,8 +458,10 @@ static const char *wh_verify(standin_t *s, const req_t *rq)
     if (s->secret == NULL)
         return "receiver has no secret configured";
     size_t tl, sl;
-    const char *ts = find_header(rq->headers, rq->headers_len, "x-crossroads-timestamp", &tl);
-    const char *sig = find_header(rq->headers, rq->headers_len, "x-crossroads-signature", &sl);
+    const char *ts =
+        harness_header_find(rq->headers, rq->headers_len, "x-crossroads-timestamp", &tl);
+    const char *sig =
+        harness_header_find(rq->headers, rq->headers_len, "x-crossroads-signature", &sl);
     if (ts == NULL || tl == 0 || tl > 20)
         return "missing or malformed X-Crossroads-Timestamp";
     if (sig == NULL)
@@ -695,11 +672,11 @@ static long parse_request(conn_t *c, req_t *rq)
     rq->headers = le + 2;
     rq->headers_len = (size_t)(he + 2 - (le + 2));
     size_t vl;
-    const char *conn = find_header(rq->headers, rq->headers_len, "connection", &vl);
+    const char *conn = harness_header_find(rq->headers, rq->headers_len, "connection", &vl);
     rq->close = http10 ? !(conn && vl == 10 && strncasecmp(conn, "keep-alive", 10) == 0)
                        : (conn && vl == 5 && strncasecmp(conn, "close", 5) == 0);
-    const char *te = find_header(rq->headers, rq->headers_len, "transfer-encoding", &vl);
-    const char *cl = find_header(rq->headers, rq->headers_len, "content-length", &vl);
+    const char *te = harness_header_find(rq->headers, rq->headers_len, "transfer-encoding", &vl);
+    const char *cl = harness_header_find(rq->headers, rq->headers_len, "content-length", &vl);
     size_t clen = 0;
     bool chunked = te && vl >= 7 && strncasecmp(te + vl - 7, "chunked", 7) == 0;
     if (!chunked && cl) {
@@ -732,7 +709,7 @@ static long parse_request(conn_t *c, req_t *rq)
         consumed = (long)(head_len + clen);
     }
     if (!complete) {
-        const char *ex = find_header(rq->headers, rq->headers_len, "expect", &vl);
+        const char *ex = harness_header_find(rq->headers, rq->headers_len, "expect", &vl);
         if (ex && vl == 12 && strncasecmp(ex, "100-continue", 12) == 0 && !c->sent_continue) {
             static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
             send_all(c->fd, cont, sizeof cont - 1);
@@ -1037,7 +1014,8 @@ void standin_req_free(standin_req_t *r)
 bool standin_req_header(const standin_req_t *r, const char *name, char *out, size_t size)
 {
     size_t n;
-    const char *v = r->headers ? find_header(r->headers, strlen(r->headers), name, &n) : NULL;
+    const char *v =
+        r->headers ? harness_header_find(r->headers, strlen(r->headers), name, &n) : NULL;
     if (v == NULL)
         return false;
     if (size > 0)
@@ -1068,7 +1046,7 @@ size_t standin_deliveries(standin_t *s, const char *key)
     for (size_t i = 0; i < s->n_reqs; i++) {
         const standin_req_t *r = &s->reqs[i];
         size_t vl;
-        const char *v = find_header(r->headers, strlen(r->headers), "idempotency-key", &vl);
+        const char *v = harness_header_find(r->headers, strlen(r->headers), "idempotency-key", &vl);
         if (v ? (vl == kl && memcmp(v, key, kl) == 0)
               : (r->body_len == kl && memcmp(r->body, key, kl) == 0))
             count++;
@@ -1084,14 +1062,16 @@ size_t standin_max_per_key(standin_t *s, const char *path_prefix)
     for (size_t i = 0; i < s->n_reqs; i++) {
         const standin_req_t *a = &s->reqs[i];
         size_t al;
-        const char *ka = find_header(a->headers, strlen(a->headers), "idempotency-key", &al);
+        const char *ka =
+            harness_header_find(a->headers, strlen(a->headers), "idempotency-key", &al);
         if (ka == NULL || strncmp(a->path, path_prefix, pl) != 0)
             continue;
         size_t n = 0;
         for (size_t j = 0; j < s->n_reqs; j++) {
             const standin_req_t *b = &s->reqs[j];
             size_t bl;
-            const char *kb = find_header(b->headers, strlen(b->headers), "idempotency-key", &bl);
+            const char *kb =
+                harness_header_find(b->headers, strlen(b->headers), "idempotency-key", &bl);
             if (kb && bl == al && memcmp(ka, kb, al) == 0 && strncmp(b->path, path_prefix, pl) == 0)
                 n++;
         }

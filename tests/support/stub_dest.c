@@ -125,35 +125,6 @@ static void reply_free(reply_t *r)
     r->headers = r->body = NULL;
 }
 
-/* Value of header `name` in a block of "Name: value\r\n" lines; false when absent. */
-static bool block_header(const char *block, size_t block_len, const char *name, char *out,
-                         size_t size)
-{
-    size_t nl = strlen(name);
-    const char *p = block, *end = block + block_len;
-    while (p < end) {
-        const char *eol = memchr(p, '\n', (size_t)(end - p));
-        size_t ll = eol ? (size_t)(eol - p) : (size_t)(end - p);
-        if (ll > nl && strncasecmp(p, name, nl) == 0 && p[nl] == ':') {
-            const char *v = p + nl + 1, *e = p + ll;
-            while (v < e && (*v == ' ' || *v == '\t'))
-                v++;
-            while (e > v && (e[-1] == '\r' || e[-1] == ' ' || e[-1] == '\t'))
-                e--;
-            if (out != NULL && size > 0) {
-                size_t n = (size_t)(e - v) < size - 1 ? (size_t)(e - v) : size - 1;
-                memcpy(out, v, n);
-                out[n] = '\0';
-            }
-            return true;
-        }
-        if (eol == NULL)
-            break;
-        p = eol + 1;
-    }
-    return false;
-}
-
 static const char *reason(int status)
 {
     switch (status) {
@@ -281,7 +252,7 @@ static reply_t record(stub_dest_t *s, const char *method, size_t ml, const char 
     r.at_ms = harness_now_ms();
     char key[512];
     r.idempotency_key = xstrndup("", 0);
-    if (block_header(hdrs, hlen, "Idempotency-Key", key, sizeof key)) {
+    if (harness_header_copy(hdrs, hlen, "Idempotency-Key", key, sizeof key)) {
         free(r.idempotency_key);
         r.idempotency_key = xstrndup(key, strlen(key));
     }
@@ -338,7 +309,7 @@ static void conn_process(stub_dest_t *s, conn_t *c)
         size_t hlen = (size_t)(hend + 2 - hdrs); /* each line with its CRLF */
         char v[256];
         long long cl = 0;
-        if (block_header(hdrs, hlen, "Content-Length", v, sizeof v)) {
+        if (harness_header_copy(hdrs, hlen, "Content-Length", v, sizeof v)) {
             char *e;
             cl = strtoll(v, &e, 10);
             if (e == v || *e != '\0' || cl < 0 || cl > MAX_BODY_BYTES) {
@@ -346,9 +317,9 @@ static void conn_process(stub_dest_t *s, conn_t *c)
                 return;
             }
         }
-        bool chunked = block_header(hdrs, hlen, "Transfer-Encoding", v, sizeof v);
+        bool chunked = harness_header_copy(hdrs, hlen, "Transfer-Encoding", v, sizeof v);
         bool http10 = (size_t)(line_end - sp2 - 1) == 8 && memcmp(sp2 + 1, "HTTP/1.0", 8) == 0;
-        c->close_after = http10 || (block_header(hdrs, hlen, "Connection", v, sizeof v) &&
+        c->close_after = http10 || (harness_header_copy(hdrs, hlen, "Connection", v, sizeof v) &&
                                     strcasecmp(v, "close") == 0);
         if (chunked) {
             /* Not recorded, and the script is left alone: the gateway never sends these. */
@@ -356,7 +327,7 @@ static void conn_process(stub_dest_t *s, conn_t *c)
             return;
         }
         if (c->len < head_len + (size_t)cl) {
-            if (!c->continue_sent && block_header(hdrs, hlen, "Expect", v, sizeof v) &&
+            if (!c->continue_sent && harness_header_copy(hdrs, hlen, "Expect", v, sizeof v) &&
                 strcasecmp(v, "100-continue") == 0) {
                 c->continue_sent = true;
                 static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
@@ -755,5 +726,5 @@ bool stub_req_header(const stub_req_t *r, const char *name, char *out, size_t si
 {
     if (r == NULL || r->headers == NULL)
         return false;
-    return block_header(r->headers, strlen(r->headers), name, out, size);
+    return harness_header_copy(r->headers, strlen(r->headers), name, out, size);
 }
