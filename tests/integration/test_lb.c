@@ -68,30 +68,6 @@ static char g_root[4096];
  * Helpers
  * ------------------------------------------------------------------------------------------- */
 
-static char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (f == NULL)
-        return NULL;
-    size_t cap = 8192, n = 0;
-    char *data = malloc(cap);
-    for (;;) {
-        if (n + 4096 + 1 > cap) {
-            cap *= 2;
-            data = realloc(data, cap);
-        }
-        size_t got = fread(data + n, 1, cap - n - 1, f);
-        n += got;
-        if (got == 0)
-            break;
-    }
-    fclose(f);
-    data[n] = '\0';
-    if (len)
-        *len = n;
-    return data;
-}
-
 static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
     (void)st;
@@ -478,7 +454,7 @@ static void test_failover_through_nginx(void **state)
     char *err_path = harness_fmt("%s/nginx.err", dir);
     pid_t pid = 0;
     for (int attempt = 0; attempt < 3 && pid == 0; attempt++) {
-        char *conf = slurp(src_path, NULL);
+        char *conf = harness_read_file(src_path, NULL);
         assert_non_null(conf);
         g_lb_port = harness_free_port();
         char *to = harness_fmt("server 127.0.0.1:%d", a.port);
@@ -530,7 +506,7 @@ static void test_failover_through_nginx(void **state)
             fail_msg("nginx does not answer on port %d", g_lb_port);
     }
     if (pid == 0) {
-        char *log = slurp(err_path, NULL);
+        char *log = harness_read_file(err_path, NULL);
         fail_msg("nginx did not start:\n%s", log ? log : "");
     }
     /* /metrics stays off the load balancer. */
@@ -599,7 +575,7 @@ static void test_failover_through_nginx(void **state)
     assert_true(after_kill > 0);
 
     /* Both gateways served before the kill. */
-    char *log = slurp(a_log, NULL);
+    char *log = harness_read_file(a_log, NULL);
     assert_non_null(log);
     int a_served = count_substr(log, "\"path\":\"/v1/order/");
     free(log);
@@ -689,7 +665,7 @@ static void test_failover_through_nginx(void **state)
     /* nginx: its access log is JSON, and it failed requests over to the survivor itself. */
     nginx_cleanup();
     size_t len = 0;
-    log = slurp(out_path, &len);
+    log = harness_read_file(out_path, &len);
     assert_non_null(log);
     int lines = 0, failed_over = 0;
     for (char *save = NULL, *line = strtok_r(log, "\n", &save); line;
@@ -706,7 +682,7 @@ static void test_failover_through_nginx(void **state)
         json_decref(o);
     }
     free(log);
-    char *errlog = slurp(err_path, NULL);
+    char *errlog = harness_read_file(err_path, NULL);
     int refused = errlog ? count_substr(errlog, "while connecting to upstream") : 0;
     int sent = errlog ? count_substr(errlog, "while reading response header") : 0;
     free(errlog);

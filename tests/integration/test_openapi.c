@@ -262,22 +262,6 @@ static int group_teardown(void **state)
  * The served document
  * ------------------------------------------------------------------------------------------- */
 
-static char *read_file(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (f == NULL)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *data = malloc((size_t)n + 1);
-    assert_non_null(data);
-    *len = fread(data, 1, (size_t)n, f);
-    data[*len] = '\0';
-    fclose(f);
-    return data;
-}
-
 static void test_served_as_built(void **state)
 {
     (void)state;
@@ -293,7 +277,7 @@ static void test_served_as_built(void **state)
     char path[PATH_MAX + 32];
     snprintf(path, sizeof path, "%s/src/openapi.json", g_root);
     size_t len = 0;
-    char *file = read_file(path, &len);
+    char *file = harness_read_file(path, &len);
     if (file == NULL)
         fail_msg("cannot read %s", path);
     if (len != r.body_len || memcmp(file, r.body, len) != 0)

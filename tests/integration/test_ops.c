@@ -98,30 +98,6 @@ static void unique(char *out, size_t size, const char *prefix)
     remember(out);
 }
 
-static char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (f == NULL)
-        return NULL;
-    size_t cap = 8192, n = 0;
-    char *data = malloc(cap);
-    for (;;) {
-        if (n + 4096 + 1 > cap) {
-            cap *= 2;
-            data = realloc(data, cap);
-        }
-        size_t got = fread(data + n, 1, cap - n - 1, f);
-        n += got;
-        if (got == 0)
-            break;
-    }
-    fclose(f);
-    data[n] = '\0';
-    if (len)
-        *len = n;
-    return data;
-}
-
 /* Write text to path through a temp file and rename(), so a reader never sees half a file. */
 static void write_file(const char *path, const char *text)
 {
@@ -860,7 +836,7 @@ static void test_prometheus_server(void **state)
         }
     }
     if (pid == 0) {
-        char *log = slurp(log_path, NULL);
+        char *log = harness_read_file(log_path, NULL);
         fail_msg("prometheus did not become ready:\n%s", log ? log : "(no log)");
     }
 
@@ -950,7 +926,7 @@ static const char *const secrets[] = {ACME_KEY,
 /* No secret anywhere in the file. */
 static void expect_no_secrets(const char *path)
 {
-    char *log = slurp(path, NULL);
+    char *log = harness_read_file(path, NULL);
     assert_non_null(log);
     for (size_t i = 0; i < sizeof secrets / sizeof secrets[0]; i++)
         if (strstr(log, secrets[i]) != NULL)
@@ -962,7 +938,7 @@ static void expect_no_secrets(const char *path)
 /* How many times needle stands in the log at path. */
 static int log_count(const char *path, const char *needle)
 {
-    char *log = slurp(path, NULL);
+    char *log = harness_read_file(path, NULL);
     int n = 0;
     for (const char *p = log; p && (p = strstr(p, needle)) != NULL; p += strlen(needle))
         n++;
@@ -991,7 +967,7 @@ static void wait_log(const char *path, const char *needle)
 static json_t *log_lines(const char *path)
 {
     size_t len = 0;
-    char *log = slurp(path, &len);
+    char *log = harness_read_file(path, &len);
     assert_non_null(log);
     if (memmem(log, len, "\xe2\x80\xa8", 3) || memmem(log, len, "\xe2\x80\xa9", 3))
         fail_msg("the log holds a raw U+2028/U+2029");
@@ -1311,7 +1287,7 @@ static void test_header_bytes_not_utf8(void **state)
         memset(&si, 0, sizeof si);
         bool died = waitid(P_PID, (id_t)gw.pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 &&
                     si.si_pid == gw.pid;
-        char *log = slurp(gw.log_path, NULL);
+        char *log = harness_read_file(gw.log_path, NULL);
         harness_gw_kill(&gw);
         fail_msg("no answer to X-Dest-Tenant-Name with a 0xff byte; the gateway %s (%s %d):\n%s",
                  died ? "died" : "is still running",
@@ -1562,7 +1538,7 @@ static int wait_exit(const harness_gw_t *g, int deadline_ms, long long *exited_a
 static void finish_exited(harness_gw_t *g)
 {
     harness_gw_kill(g); /* reaps the zombie */
-    char *log = slurp(g->log_path, NULL);
+    char *log = harness_read_file(g->log_path, NULL);
     assert_non_null(log);
     if (strstr(log, "ERROR: AddressSanitizer") || strstr(log, "runtime error:") ||
         strstr(log, "LeakSanitizer"))
@@ -1755,7 +1731,7 @@ static void test_sigterm_drain(void **state)
                   DRAIN_TIMEOUT_MS);
     assert_int_equal(rc, 0);
     assert_true(exited_at - t0 <= DRAIN_TIMEOUT_MS + 500);
-    char *log = slurp(gw.log_path, NULL);
+    char *log = harness_read_file(gw.log_path, NULL);
     assert_non_null(strstr(log, "\"msg\":\"draining\""));
     assert_non_null(strstr(log, "drained; exiting"));
     assert_null(strstr(log, "drain timeout"));
@@ -1824,7 +1800,7 @@ static void test_sigterm_drain_timeout(void **state)
     assert_int_equal(rc, 0);
     assert_true(exited_at - t0 >= SHORT_DRAIN_MS - 100);
     assert_true(exited_at - t0 <= SHORT_DRAIN_MS + 1000);
-    char *log = slurp(gw.log_path, NULL);
+    char *log = harness_read_file(gw.log_path, NULL);
     assert_non_null(strstr(log, "drain timeout"));
     free(log);
     finish_exited(&gw);
@@ -1864,7 +1840,7 @@ static void expect_cmd_ok(const char *cmd)
  * _bucket/_sum/_count). */
 static void expect_metrics_exist(const char *file, const char *exposition)
 {
-    char *text = slurp(file, NULL);
+    char *text = harness_read_file(file, NULL);
     if (text == NULL)
         fail_msg("cannot read %s", file);
     int n = 0;
@@ -1925,7 +1901,7 @@ static void test_deploy_examples(void **state)
 
     /* docker-compose.yml: Redis with appendfsync always, two gateways, nginx with our file. */
     f = harness_fmt("%s/docker-compose.yml", deploy);
-    char *compose = slurp(f, NULL);
+    char *compose = harness_read_file(f, NULL);
     assert_non_null(compose);
     static const char *const must[] = {"\"--appendonly\", \"yes\"",
                                        "\"--appendfsync\", \"always\"",
@@ -1962,7 +1938,7 @@ static void test_dockerfile(void **state)
 {
     (void)state;
     char *path = harness_fmt("%s/Dockerfile", g_root);
-    char *text = slurp(path, NULL);
+    char *text = harness_read_file(path, NULL);
     assert_non_null(text);
     /* Join continuation lines into instructions. */
     json_t *ins = json_array();
@@ -2110,7 +2086,7 @@ static int group_teardown(void **state)
     (void)state;
     int rc = 0;
     if (g_gw_up) {
-        char *log = slurp(g_gw.log_path, NULL);
+        char *log = harness_read_file(g_gw.log_path, NULL);
         for (size_t i = 0; log && i < sizeof secrets / sizeof secrets[0]; i++) {
             if (strstr(log, secrets[i]) != NULL) {
                 fprintf(stderr, "the gateway log holds the secret '%s'\n", secrets[i]);

@@ -266,18 +266,21 @@ static void child_kill(pid_t pid)
     child_forget(pid);
 }
 
-/* Whole file into memory, NUL-terminated; NULL on error. */
-static char *read_file(const char *path, size_t *len)
+char *harness_read_file(const char *path, size_t *len)
 {
     FILE *f = fopen(path, "rb");
     if (f == NULL)
         return NULL;
     size_t cap = 4096, n = 0;
     char *data = malloc(cap);
+    if (data == NULL)
+        abort();
     for (;;) {
         if (n + 1024 + 1 > cap) {
             cap *= 2;
             data = realloc(data, cap);
+            if (data == NULL)
+                abort();
         }
         size_t got = fread(data + n, 1, cap - n - 1, f);
         n += got;
@@ -295,7 +298,7 @@ static char *read_file(const char *path, size_t *len)
 static void print_log(const char *what, const char *path, const char *needle)
 {
     size_t len = 0;
-    char *log = read_file(path, &len);
+    char *log = harness_read_file(path, &len);
     if (log == NULL) {
         fprintf(stderr, "harness: %s log %s: unreadable\n", what, path);
         return;
@@ -687,7 +690,7 @@ int harness_gw_start(harness_gw_t *g, const char *fixture_name, int redis_port,
         }
         g->pid = 0;
         size_t len = 0;
-        char *log = read_file(g->log_path, &len);
+        char *log = harness_read_file(g->log_path, &len);
         bool port_taken = log != NULL && strstr(log, "cannot listen") != NULL;
         free(log);
         if (!port_taken) {
@@ -734,7 +737,7 @@ int harness_gw_stop(harness_gw_t *g)
     g->pid = 0;
 
     const char *mark = NULL;
-    char *log = read_file(g->log_path, NULL);
+    char *log = harness_read_file(g->log_path, NULL);
     for (size_t i = 0; log != NULL && i < sizeof sanitizer_marks / sizeof sanitizer_marks[0]; i++) {
         if (strstr(log, sanitizer_marks[i]) != NULL) {
             mark = sanitizer_marks[i];
@@ -1146,7 +1149,7 @@ char *harness_fixture_read(const char *name, size_t *len)
         return NULL;
     char path[1024];
     snprintf(path, sizeof path, "%s/%s", fixtures, name);
-    return read_file(path, len);
+    return harness_read_file(path, len);
 }
 
 json_t *harness_fixture_tenants(void)

@@ -134,6 +134,9 @@ int harness_raw_complete(const char *raw, size_t len);
 
 /* ---------------------------------------------------------------- misc */
 
+/* A whole file in memory, NUL-terminated (caller frees; its length into len if not NULL);
+ * NULL when it cannot be opened. */
+char *harness_read_file(const char *path, size_t *len);
 /* Read a fixture file (CR_FIXTURES/name) into memory; NULL on error. */
 char *harness_fixture_read(const char *name, size_t *len);
 
