@@ -227,6 +227,8 @@ stop_redis() {
   REDIS_PID=
 }
 rcli() { redis-cli -p "$REDIS_PORT" "$@"; }
+# AOF rewrites Redis has run since it started (each forks a child that copies the whole dataset)
+aof_rewrites() { rcli INFO persistence | sed -n 's/^aof_rewrites:\([0-9]*\).*/\1/p'; }
 
 GW_PIDS=()
 start_gateways() { # n [cpus]
@@ -637,9 +639,9 @@ wait_sagas_done() { # until no unfinished saga (cr:{cr}:active empty), or timeou
 
 sub_saga() {
   ROWS="$RAW/saga.tsv"
-  echo "section	rep	intake_rps	sagas	synced	other	span_s	sagas_per_s	synced_per_s	gw_p50	gw_p99	drain_s	rss_mb	cpu_s" >"$ROWS"
+  echo "section	rep	intake_rps	sagas	synced	other	span_s	sagas_per_s	synced_per_s	gw_p50	gw_p99	drain_s	rss_mb	cpu_s	rewrites" >"$ROWS"
   local E2E="$RAW/e2e.tsv"
-  echo "section	rep	rate	achieved	intake_p50	intake_p99	e2e_p50	e2e_p90	e2e_p99	e2e_max	gw_p50	gw_p99	synced	not_synced	unfinished" >"$E2E"
+  echo "section	rep	rate	achieved	intake_p50	intake_p99	e2e_p50	e2e_p90	e2e_p99	e2e_max	gw_p50	gw_p99	synced	not_synced	unfinished	rewrites" >"$E2E"
   start_dest "$DEST_DELAY_MS"
   make_config 10000
   local rep out st drain t0 t1
@@ -659,11 +661,11 @@ sub_saga() {
     local n synced gw
     n=$(json_num "$st" sagas); synced=$(json_num "$st" synced); synced=${synced:-0}
     gw=$(json_obj "$st" gw_ms)
-    printf 'saga\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$rep" "$(kv rps)" "$n" "$synced" "$((n - synced))" \
+    printf 'saga\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$rep" "$(kv rps)" "$n" "$synced" "$((n - synced))" \
       "$(json_num "$st" span_s)" "$(json_num "$st" terminal_per_s)" "$(json_num "$st" synced_per_s)" \
       "$(json_num "$gw" p50)" "$(json_num "$gw" p99)" "$drain" \
       "$(awk -v k="$(sum_kb VmHWM "${GW_PIDS[@]}")" 'BEGIN{printf "%.1f", k/1024}')" \
-      "$(awk -v a="$t0" -v b="$t1" -v hz="$CLK_TCK" 'BEGIN{printf "%.2f", (b-a)/hz}')" >>"$ROWS"
+      "$(awk -v a="$t0" -v b="$t1" -v hz="$CLK_TCK" 'BEGIN{printf "%.2f", (b-a)/hz}')" "$(aof_rewrites)" >>"$ROWS"
     log "saga #$rep: intake $(kv rps) req/s; $st"
     stop_gateways; stop_redis
 
@@ -676,11 +678,11 @@ sub_saga() {
     echo "$out" >>"$RAW/openloop.jsonl"
     local il el gl ss
     il=$(json_obj "$out" intake_ms); el=$(json_obj "$out" e2e_ms); gl=$(json_obj "$out" gw_ms); ss=$(json_obj "$out" statuses)
-    printf 'e2e\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$rep" "$E2E_RATE" "$(json_num "$out" achieved_rps)" \
+    printf 'e2e\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$rep" "$E2E_RATE" "$(json_num "$out" achieved_rps)" \
       "$(json_num "$il" p50)" "$(json_num "$il" p99)" "$(json_num "$el" p50)" "$(json_num "$el" p90)" \
       "$(json_num "$el" p99)" "$(json_num "$el" max)" "$(json_num "$gl" p50)" "$(json_num "$gl" p99)" \
       "$(json_num "$ss" synced)" "$(( $(json_num "$out" scheduled) - $(json_num "$ss" synced) ))" \
-      "$(json_num "$out" unfinished)" >>"$E2E"
+      "$(json_num "$out" unfinished)" "$(aof_rewrites)" >>"$E2E"
     log "e2e #$rep: $out"
     stop_gateways; stop_redis
   done
@@ -697,13 +699,19 @@ sub_saga() {
     echo "gw ms: created_at -> finished_at inside the gateway (includes queueing behind the backlog)."
     echo
     awk -F'\t' -f "$BENCH_DIR/mdtable.awk" -v group="section" \
-      -v metrics="intake_rps:%.0f:range:intake req/s,sagas:%d:med:sagas,synced:%d:med:synced,other:%d:sum:not synced,span_s:%.1f:range:span s,sagas_per_s:%.0f:range:sagas/s,synced_per_s:%.0f:range:synced/s,gw_p50:%.0f:med:gw p50 ms,gw_p99:%.0f:med:gw p99 ms,drain_s:%.1f:med:drain s after wrk,rss_mb:%.1f:max:peak RSS MB,cpu_s:%.1f:med:CPU s" "$ROWS"
+      -v metrics="intake_rps:%.0f:range:intake req/s,sagas:%d:med:sagas,synced:%d:med:synced,other:%d:sum:not synced,span_s:%.1f:range:span s,sagas_per_s:%.0f:range:sagas/s,synced_per_s:%.0f:range:synced/s,gw_p50:%.0f:med:gw p50 ms,gw_p99:%.0f:med:gw p99 ms,drain_s:%.1f:med:drain s after wrk,rss_mb:%.1f:max:peak RSS MB,cpu_s:%.1f:med:CPU s,rewrites:%d:range:AOF rewrites" "$ROWS"
     echo
     echo "End to end at a fixed ${E2E_RATE} req/s (open loop, bench_openloop, ${E2E_DURATION} s, creates): from each request's"
     echo "scheduled send time to its saga's finished_at (synced sagas only); intake = the HTTP answer."
     echo
     awk -F'\t' -f "$BENCH_DIR/mdtable.awk" -v group="section,rate" \
-      -v metrics="achieved:%.0f:range:achieved req/s,intake_p50:%.2f:med:intake p50 ms,intake_p99:%.2f:range:intake p99 ms,e2e_p50:%.1f:range:e2e p50 ms,e2e_p90:%.1f:med:e2e p90 ms,e2e_p99:%.1f:range:e2e p99 ms,e2e_max:%.1f:max:e2e max ms,gw_p99:%.1f:med:gw p99 ms,synced:%d:med:synced,not_synced:%d:sum:not synced,unfinished:%d:sum:unfinished" "$E2E"
+      -v metrics="achieved:%.0f:range:achieved req/s,intake_p50:%.2f:med:intake p50 ms,intake_p99:%.2f:range:intake p99 ms,e2e_p50:%.1f:range:e2e p50 ms,e2e_p90:%.1f:med:e2e p90 ms,e2e_p99:%.1f:range:e2e p99 ms,e2e_max:%.1f:max:e2e max ms,gw_p99:%.1f:med:gw p99 ms,synced:%d:med:synced,not_synced:%d:sum:not synced,unfinished:%d:sum:unfinished,rewrites:%d:range:AOF rewrites" "$E2E"
+    echo
+    echo "Each repetition (Redis rewrites its AOF in a forked child whenever the file has doubled; the"
+    echo "child runs on CPU ${REWRITE_CPU:-$REDIS_CPU}, see bench/README.md, \"Pinning\"):"
+    echo
+    awk -F'\t' -f "$BENCH_DIR/mdtable.awk" -v group="rep" \
+      -v metrics="intake_p99:%.2f:med:intake p99 ms,e2e_p50:%.1f:med:e2e p50 ms,e2e_p99:%.1f:med:e2e p99 ms,e2e_max:%.1f:med:e2e max ms,rewrites:%d:med:AOF rewrites" "$E2E"
   } >"$md"
   write_section saga "$md"
   cat "$md"
