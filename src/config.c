@@ -134,6 +134,7 @@ static void cfg_free(cfg_t *cfg)
         free(m->source_name);
         free(m->goid);
         free(m->goid_name);
+        json_decref(m->doc);
     }
     free(cfg->mappings);
     free(cfg);
@@ -1483,7 +1484,12 @@ static int load_mapping(ld_t *ld, json_t *obj, cfg_mapping_t *m)
 
     if ((rc = get_copy(ld, obj, "goid", true, &m->goid)) != 0)
         return rc;
-    return get_copy(ld, obj, "goid_name", false, &m->goid_name);
+    if ((rc = get_copy(ld, obj, "goid_name", false, &m->goid_name)) != 0)
+        return rc;
+    m->doc = json_pack("{s:s, s:s?, s:s?, s:s, s:s?, s:s}", "mapping_id", m->mapping_id,
+                       "source_id", m->source_id, "source_name", m->source_name, "goid", m->goid,
+                       "goid_name", m->goid_name, "type", mapping_type_names[m->type]);
+    return m->doc ? 0 : fail(ld, "names must be valid UTF-8");
 }
 
 static int load_mappings(ld_t *ld, json_t *root, cfg_t *cfg)

@@ -87,6 +87,9 @@ typedef struct cfg_mapping {
     char *source_name;
     char *goid;          /* required */
     char *goid_name;     /* NULL when absent */
+    /* The mapping as a saga records it: {mapping_id, source_id, source_name, goid, goid_name,
+     * type}, absent names as null. Built once at load, shared: never modify it (copy it). */
+    json_t *doc;
 } cfg_mapping_t;
 
 typedef struct cfg {

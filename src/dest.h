@@ -37,7 +37,8 @@ typedef struct dest_ctx {
 typedef struct dest_ops {
     const char *type;
     /*
-     * Build the outbound request as {"method","url","headers":[...],"body": "<text>"} into *out.
+     * Build the outbound request as {"method","url","headers":[...],"body": <document>} into *out;
+     * the caller sends (and stores) the body as its compact JSON text.
      * Return DEST_DONE on success; DEST_REJECTED or DEST_ERROR with a message (static or written
      * into msg) when the request cannot or must not be sent (an action the system has no API
      * for, a reference it cannot take).

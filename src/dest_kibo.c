@@ -10,7 +10,6 @@
 #include "dest.h"
 
 #include "util/buf.h"
-#include "util/jsonw.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -71,15 +70,12 @@ static dest_outcome_t build(const dest_ctx_t *ctx, json_t **out, char *msg, size
         json_object_set_new(body, "dispositionOtherReason",
                             json_string(reason && *reason ? reason : DEFAULT_REASON));
     }
-    char *text = jsonw_dumps(body, JSON_COMPACT);
-    json_decref(body);
     buf_t url = {0}, tenant = {0};
     buf_printf(&url, "%s/api/v2/order/action/cancel", ctx->cp->connector.url);
     buf_printf(&tenant, "x-vol-tenant: %s", ctx->cp->connector.tenant_id);
-    *out = json_pack("{s:s, s:s%, s:[s, s%], s:s}", "method", "POST", "url", url.data, url.len,
+    *out = json_pack("{s:s, s:s%, s:[s, s%], s:o}", "method", "POST", "url", url.data, url.len,
                      "headers", "Content-Type: application/json", tenant.data, tenant.len, "body",
-                     text);
-    free(text);
+                     body);
     buf_free(&url);
     buf_free(&tenant);
     return DEST_DONE;

@@ -11,7 +11,6 @@
 #include "dest.h"
 
 #include "util/buf.h"
-#include "util/jsonw.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -47,13 +46,10 @@ static dest_outcome_t build(const dest_ctx_t *ctx, json_t **out, char *msg, size
     json_t *body = json_pack("{s:{s:s, s:s}, s:s, s:s, s:s}", "data", "id", ctx->cp_order_number,
                              "companyCode", ctx->cp->connector.company_code, "request",
                              "orders/cancel", "vendor", "tecspal", "verb", "POST");
-    char *text = jsonw_dumps(body, JSON_COMPACT);
-    json_decref(body);
     buf_t url = {0};
     buf_printf(&url, "%s/orders/cancel", ctx->cp->connector.url);
-    *out = json_pack("{s:s, s:s%, s:[s], s:s}", "method", "POST", "url", url.data, url.len,
-                     "headers", "Content-Type: application/json", "body", text);
-    free(text);
+    *out = json_pack("{s:s, s:s%, s:[s], s:o}", "method", "POST", "url", url.data, url.len,
+                     "headers", "Content-Type: application/json", "body", body);
     buf_free(&url);
     return DEST_DONE;
 }

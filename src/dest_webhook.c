@@ -11,7 +11,6 @@
 #include "dest.h"
 
 #include "util/buf.h"
-#include "util/jsonw.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -105,8 +104,6 @@ static dest_outcome_t build(const dest_ctx_t *ctx, json_t **out, char *msg, size
             return DEST_REJECTED;
         }
     }
-    char *text = jsonw_dumps(body, JSON_COMPACT);
-    json_decref(body);
     buf_t url = {0};
     buf_printf(&url, "%s/v1/order/%s", ctx->cp->connector.url, a);
     buf_t idem = {0};
@@ -115,10 +112,9 @@ static dest_outcome_t build(const dest_ctx_t *ctx, json_t **out, char *msg, size
     buf_printf(&from, "X-Tenant-Name: %s", ctx->caller->name);
     buf_t to = {0};
     buf_printf(&to, "X-Dest-Tenant-Name: %s", ctx->cp->name);
-    *out = json_pack("{s:s, s:s%, s:[s, s%, s%, s%], s:s}", "method", "POST", "url", url.data,
+    *out = json_pack("{s:s, s:s%, s:[s, s%, s%, s%], s:o}", "method", "POST", "url", url.data,
                      url.len, "headers", "Content-Type: application/json", idem.data, idem.len,
-                     from.data, from.len, to.data, to.len, "body", text);
-    free(text);
+                     from.data, from.len, to.data, to.len, "body", body);
     buf_free(&url);
     buf_free(&idem);
     buf_free(&from);

@@ -45,6 +45,16 @@ static const char *of(const saga_run_t *run, const char *field)
     return v ? v : "";
 }
 
+/* A document's compact text as a JSON string, or NULL. jsonw writes valid UTF-8 only, so the
+ * string skips jansson's second check of every byte (these texts run to kilobytes). */
+static json_t *json_text(const json_t *doc)
+{
+    char *s = doc ? jsonw_dumps(doc, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+    json_t *j = s ? json_stringn_nocheck(s, strlen(s)) : NULL;
+    free(s);
+    return j;
+}
+
 static const char *action_of(const saga_run_t *run)
 {
     const char *t = sf(run, "type");
@@ -452,11 +462,11 @@ static cfg_mapping_type_t mapping_type(const char *name)
     return 0;
 }
 
+/* The config's document of the mapping, copied: packing it per reference cost more than the
+ * rest of the mapping stage. */
 static json_t *mapping_json(const cfg_mapping_t *m)
 {
-    return json_pack("{s:s, s:s?, s:s?, s:s, s:s?, s:s}", "mapping_id", m->mapping_id,
-                     "source_id", m->source_id, "source_name", m->source_name, "goid", m->goid,
-                     "goid_name", m->goid_name, "type", ref_types[m->type - 1]);
+    return json_copy(m->doc);
 }
 
 /* Find the caller's mapping for a MappingKey: mapping_id, then source_id, then source_name. */
@@ -682,8 +692,13 @@ static void stage_master(saga_run_t *run)
         finish(run, "error", msg, NULL, NULL);
         return;
     }
-    char *mapped_s = jsonw_dumps(mapped, JSON_COMPACT);
-    json_object_set_new(run->saga, "mapped", json_string(mapped_s));
+    json_t *mapped_j = json_text(mapped);
+    if (mapped_j == NULL) {
+        json_decref(mapped);
+        finish(run, "error", "the mapped references cannot be written as JSON", NULL, NULL);
+        return;
+    }
+    json_object_set(run->saga, "mapped", mapped_j);
     json_decref(run->mapped_doc);
     run->mapped_doc = mapped;
     commit_args_t a = {
@@ -692,10 +707,9 @@ static void stage_master(saga_run_t *run)
         .message = "references mapped to master data",
         .log = run_log(run, "Order mapped to master data", "master_mapped",
                        "references mapped to master data", NULL, NULL, NULL, NULL),
-        .saga_fields = json_pack("{s:s}", "mapped", mapped_s),
+        .saga_fields = json_pack("{s:o}", "mapped", mapped_j),
         .next = stage_destination,
     };
-    free(mapped_s);
     commit(run, &a);
 }
 
@@ -828,6 +842,24 @@ static void stage_destination(saga_run_t *run)
         finish(run, oc == DEST_REJECTED ? "rejected" : "error", msg, NULL, NULL);
         return;
     }
+    /* The body goes out (and is stored) as its text; the document is kept for this run's
+     * delivery log entry, which would otherwise parse the text back. */
+    json_t *body_doc = json_incref(json_object_get(outbound, "body"));
+    json_t *body_j = json_text(body_doc);
+    json_t *out_j = NULL;
+    if (body_j != NULL) {
+        json_object_set_new(outbound, "body", body_j);
+        out_j = json_text(outbound);
+    }
+    if (out_j == NULL) {
+        json_decref(body_doc);
+        json_decref(outbound);
+        json_decref(mapped);
+        finish(run, "error", "the outbound request cannot be written as JSON", NULL, NULL);
+        return;
+    }
+    json_decref(run->body_doc);
+    run->body_doc = body_doc;
 
     /* Order effects take place here, with the transition: per-order order makes them apply in
      * intake order, and the outbound request is stored with them. */
@@ -878,10 +910,8 @@ static void stage_destination(saga_run_t *run)
         json_decref(list);
     }
     json_decref(mapped);
-    char *out_s = jsonw_dumps(outbound, JSON_COMPACT);
-    json_object_set_new(saga_fields, "outbound", json_string(out_s));
-    json_object_set_new(run->saga, "outbound", json_string(out_s));
-    free(out_s);
+    json_object_set(saga_fields, "outbound", out_j);
+    json_object_set_new(run->saga, "outbound", out_j);
     json_decref(run->outbound_doc);
     run->outbound_doc = outbound;
 
@@ -1055,7 +1085,9 @@ static void stage_deliver(saga_run_t *run)
     };
     attempt_t *at = cr_malloc(sizeof *at);
     at->run = run;
-    json_t *body_json = body ? json_loads(body, 0, NULL) : NULL;
+    /* the document stage_destination built, in the run that built it; else the stored text */
+    json_t *body_json = run->body_doc ? run->body_doc : body ? json_loads(body, 0, NULL) : NULL;
+    run->body_doc = NULL;
     at->sent = json_pack("{s:s?, s:s?, s:o, s:o}", "method", req.method, "url", req.url,
                          "headers", crlog_redact_headers(headers), "body",
                          body_json ? body_json : json_string(body ? body : ""));

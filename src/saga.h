@@ -121,6 +121,7 @@ struct saga_run {
      * next stage of this run so it need not parse the stored text again (NULL: parse it). */
     json_t *mapped_doc;
     json_t *outbound_doc;
+    json_t *body_doc; /* outbound_doc's body as a document (the stored one is its text) */
     /* Steps held for the next commit (saga.c: held_step): their history and log entries (arrays
      * of JSON texts, NULL when none) and the saga fields they set. */
     json_t *held_hist;

@@ -183,6 +183,7 @@ void saga_engine_run_done(saga_engine_t *e, saga_run_t *run)
     json_decref(run->request);
     json_decref(run->mapped_doc);
     json_decref(run->outbound_doc);
+    json_decref(run->body_doc);
     json_decref(run->held_hist);
     json_decref(run->held_logs);
     json_decref(run->held_fields);
