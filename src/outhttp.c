@@ -42,6 +42,9 @@ const char OUTHTTP_ERR_BAD_URL[] = "bad url";
 #define OUTHTTP_MAX_HEADERS (64 * 1024)
 /* Connecting should never take the whole budget of a long exchange. */
 #define OUTHTTP_MAX_CONNECT_MS 5000L
+/* Easy handles kept for the next transfers (each is kilobytes of state plus a 16 KiB receive
+ * buffer that a new handle allocates again). */
+#define OUTHTTP_IDLE_EASY 64
 
 /* One socket libcurl asked us to watch. Lives from the first CURL_POLL_IN/OUT for a socket until
  * the close callback of its poll handle, which is where it is freed. */
@@ -74,6 +77,8 @@ struct outhttp {
     uv_timer_t timer;
     outhttp_xfer_t xfers; /* sentinel of the in-flight list */
     outhttp_sock_t socks; /* sentinel of the watched sockets */
+    CURL *idle_easy[OUTHTTP_IDLE_EASY]; /* finished handles, reset, for outhttp_start */
+    size_t n_idle_easy;
     size_t in_flight;
     int handles_open; /* the timer plus every poll handle whose close callback is pending */
     bool closing;
@@ -113,6 +118,24 @@ static void xfer_free(outhttp_xfer_t *x)
     buf_free(&x->body);
     buf_free(&x->head);
     free(x);
+}
+
+/* A handle for a new transfer: an idle one (options back at their defaults) or a new one. */
+static CURL *easy_take(outhttp_t *o)
+{
+    return o->n_idle_easy > 0 ? o->idle_easy[--o->n_idle_easy] : curl_easy_init();
+}
+
+/* A handle whose transfer is over and removed from the multi handle. curl_easy_reset drops every
+ * option (URL, headers, callbacks, the transfer's pointers); it keeps the handle's buffers. */
+static void easy_give(outhttp_t *o, CURL *e)
+{
+    if (!o->closing && o->n_idle_easy < OUTHTTP_IDLE_EASY) {
+        curl_easy_reset(e);
+        o->idle_easy[o->n_idle_easy++] = e;
+    } else {
+        curl_easy_cleanup(e);
+    }
 }
 
 /* buf_t keeps one spare byte, but does not write the terminator itself. */
@@ -248,10 +271,13 @@ static void xfer_complete(outhttp_t *o, outhttp_xfer_t *x, CURLcode code, const 
 
     xfer_unlink(o, x);
     CURLMcode mc = curl_multi_remove_handle(o->multi, x->easy);
-    if (mc != CURLM_OK)
+    if (mc != CURLM_OK) {
         log_msg(LOG_WARN, "outhttp: curl_multi_remove_handle failed", "error",
                 curl_multi_strerror(mc), NULL);
-    curl_easy_cleanup(x->easy);
+        curl_easy_cleanup(x->easy);
+    } else {
+        easy_give(o, x->easy);
+    }
     x->easy = NULL;
 
     if (canceled != NULL) {
@@ -598,7 +624,7 @@ outhttp_xfer_t *outhttp_start(outhttp_t *o, const outhttp_request_t *req, outhtt
     x->cb = cb;
     x->data = data;
     x->started_ms = uv_now(o->loop);
-    x->easy = curl_easy_init();
+    x->easy = easy_take(o);
     if (x->easy == NULL)
         goto fail;
 
@@ -674,6 +700,8 @@ void outhttp_close(outhttp_t *o, void (*closed_cb)(void *data), void *data)
     o->closed_data = data;
     while (o->xfers.next != &o->xfers)
         xfer_complete(o, o->xfers.next, CURLE_OK, OUTHTTP_ERR_CANCELED);
+    while (o->n_idle_easy > 0)
+        curl_easy_cleanup(o->idle_easy[--o->n_idle_easy]);
 
     /* Cleanup closes cached connections and may still tell us to remove their sockets. */
     CURLMcode mc = curl_multi_cleanup(o->multi);

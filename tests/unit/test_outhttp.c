@@ -926,6 +926,55 @@ static void test_chain_keep_alive(void **state)
     assert_int_equal(fx.srv.n_reqs, CHAIN_LEN);
 }
 
+/* Each transfer starts the next from its callback, after its handle went back to the idle list:
+ * every one of them runs on the handle the one before used. */
+static const struct {
+    const char *method, *path, *body;
+} reuse_steps[] = {
+    {"POST", "/r0", "{\"a\":1}"}, {"GET", "/r1", NULL},  {"PUT", "/r2", "xy"},
+    {"DELETE", "/r3", NULL},      {"PATCH", "/r4", "p"}, {"GET", "/r5", NULL},
+};
+#define REUSE_STEPS (int)(sizeof reuse_steps / sizeof reuse_steps[0])
+
+static void reuse_next(result_t *r)
+{
+    if (r->error != NULL || fx.n_started >= REUSE_STEPS)
+        return;
+    int i = fx.n_started;
+    start(reuse_steps[i].method, reuse_steps[i].path, reuse_steps[i].body, 5000);
+    fx.res[i].then = reuse_next;
+}
+
+static void test_reused_handle_forgets(void **state)
+{
+    (void)state;
+    use_response(resp_hello, sizeof(resp_hello) - 1);
+    start(reuse_steps[0].method, reuse_steps[0].path, reuse_steps[0].body, 5000);
+    fx.res[0].then = reuse_next;
+    fx.expected = REUSE_STEPS;
+    run();
+    assert_int_equal(fx.n_started, REUSE_STEPS);
+    for (int i = 0; i < REUSE_STEPS; i++) {
+        assert_null(fx.res[i].error);
+        assert_int_equal(fx.res[i].status, 200);
+        char line[64];
+        snprintf(line, sizeof line, "%s %s HTTP/1.1\r\n", reuse_steps[i].method,
+                 reuse_steps[i].path);
+        const seen_req_t *s = srv_find(reuse_steps[i].path);
+        assert_non_null(s);
+        if (strncmp(s->head, line, strlen(line)) != 0)
+            fail_msg("step %d: request line %.40s, want %s", i, s->head, line);
+        /* nothing of the request before: no body, no length, no custom method */
+        if (reuse_steps[i].body == NULL) {
+            assert_int_equal(s->body_len, 0);
+            if (strcmp(reuse_steps[i].method, "GET") == 0)
+                assert_null(strcasestr(s->head, "content-length"));
+        } else {
+            assert_string_equal(s->body, reuse_steps[i].body);
+        }
+    }
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* Tests: outhttp_header_get on raw blocks                                                      */
 /* ------------------------------------------------------------------------------------------ */
@@ -1001,6 +1050,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_concurrent_50, setup, teardown),
         cmocka_unit_test_setup_teardown(test_chain_fd_reuse, setup, teardown),
         cmocka_unit_test_setup_teardown(test_chain_keep_alive, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reused_handle_forgets, setup, teardown),
         cmocka_unit_test(test_header_get),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
