@@ -97,6 +97,23 @@ void buf_append_utf8_lossy(buf_t *b, const char *s, size_t len)
     }
 }
 
+/* One row of 16 bytes per line. */
+/* clang-format off */
+#define PLAIN16 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1
+#define OTHER16 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0
+const unsigned char buf_json_plain[256] = {
+    OTHER16,
+    OTHER16,
+    1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0x22 '"' */
+    PLAIN16,
+    PLAIN16,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1, /* 0x5c '\\' */
+    PLAIN16,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, /* 0x7f DEL */
+    /* 0x80-0xff: not ASCII (zero) */
+};
+/* clang-format on */
+
 void buf_append_json_str(buf_t *b, const char *s, size_t len)
 {
     static const char hex[] = "0123456789abcdef";
@@ -104,8 +121,7 @@ void buf_append_json_str(buf_t *b, const char *s, size_t len)
     for (size_t i = 0; i < len; i++) {
         /* A run of plain printable ASCII goes in one copy. */
         size_t run = i;
-        while (run < len && (unsigned char)s[run] >= 0x20 && (unsigned char)s[run] < 0x7f &&
-               s[run] != '"' && s[run] != '\\')
+        while (run < len && buf_json_plain[(unsigned char)s[run]])
             run++;
         if (run > i) {
             buf_append(b, s + i, run - i);

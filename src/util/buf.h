@@ -31,6 +31,9 @@ static inline void buf_append(buf_t *b, const void *data, size_t len)
 }
 void buf_append_str(buf_t *b, const char *s);
 void buf_printf(buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* 1 for the bytes a JSON string holds as they are: printable ASCII (0x20-0x7e) but '"' and '\\'.
+ * A table: the writers test every byte of every text they write. */
+extern const unsigned char buf_json_plain[256];
 /* Append s as the inside of a JSON string (escapes quotes, controls, U+2028/U+2029). */
 void buf_append_json_str(buf_t *b, const char *s, size_t len);
 /*

@@ -18,8 +18,8 @@ static int put_string(buf_t *b, const char *s, size_t len)
     size_t i = 0;
     while (i < len) {
         size_t run = i;
-        while (run < len && (unsigned char)s[run] >= 0x20 && (unsigned char)s[run] < 0x80 &&
-               s[run] != '"' && s[run] != '\\')
+        /* jansson writes DEL as it is */
+        while (run < len && (buf_json_plain[(unsigned char)s[run]] || s[run] == 0x7f))
             run++;
         if (run > i) {
             buf_append(b, s + i, run - i);
