@@ -1012,7 +1012,7 @@ sub_flood() {
 # ---------------------------------------------------------------- profile
 # The gateway under valgrind --tool=callgrind: PROFILE_SAGAS creates sent open loop, each saga
 # followed to "synced" (destination 0 ms), counted from the gateway being ready to the last
-# saga synced. Instructions are exact and do not depend on the machine's load, so two binaries
+# saga synced. Instructions hardly depend on the machine's load (within 1 %), so two binaries
 # compare to the per cent (GW_BIN=old bench/run.sh profile, then the new one).
 sub_profile() {
   if ! command -v callgrind_annotate >/dev/null; then
