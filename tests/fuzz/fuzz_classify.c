@@ -22,13 +22,15 @@
  *   build: done, rejected or error (never retry); on done a request object whose method is POST,
  *   whose URL is exactly the connector URL plus the connector's fixed path (nothing from the
  *   partner reaches it), whose headers are "Name: value" strings without CR, LF or other control
- *   characters (also after sign() adds the per-attempt ones), and whose body is JSON; kibo and
- *   tecspal only build a cancel, with the order number they validated.
+ *   characters (also after sign() adds the per-attempt ones), and whose body is a JSON object
+ *   whose compact text (what the saga sends and stores) reads back as the same object, without
+ *   duplicate keys; kibo and tecspal only build a cancel, with the order number they validated.
  */
 #include "config.h"
 #include "crlog.h"
 #include "dest.h"
 #include "fuzz_common.h"
+#include "util/jsonw.h"
 #include "validate.h"
 
 #include <ctype.h>
@@ -294,10 +296,12 @@ static void run_build(const uint8_t *data, size_t size)
         FUZZ_CHECK(json_is_object(out), "%s build: done without a request", ops->type);
         const char *method = json_string_value(json_object_get(out, "method"));
         const char *url = json_string_value(json_object_get(out, "url"));
-        const char *body = json_string_value(json_object_get(out, "body"));
+        json_t *doc = json_object_get(out, "body");
+        char *body = doc ? jsonw_dumps(doc, JSON_COMPACT) : NULL;
         json_t *headers = json_object_get(out, "headers");
         FUZZ_CHECK(method && strcmp(method, "POST") == 0, "%s build: method", ops->type);
-        FUZZ_CHECK(url && body && json_is_array(headers), "%s build: shape", ops->type);
+        FUZZ_CHECK(url && json_is_object(doc) && body && json_is_array(headers),
+                   "%s build: shape", ops->type);
         char want[512];
         if (ops == &dest_webhook_ops)
             snprintf(want, sizeof want, "%s/v1/order/%s", cp->connector.url, action);
@@ -310,7 +314,8 @@ static void run_build(const uint8_t *data, size_t size)
         FUZZ_CHECK(ops == &dest_webhook_ops || strcmp(action, "cancel") == 0,
                    "%s build: built a %s", ops->type, action);
         json_t *b = json_loads(body, JSON_REJECT_DUPLICATES, NULL);
-        FUZZ_CHECK(json_is_object(b), "%s build: body is not a JSON object: %.200s", ops->type,
+        FUZZ_CHECK(json_is_object(b) && json_equal(b, doc),
+                   "%s build: body text does not read back as the document: %.200s", ops->type,
                    body);
         if (ops == &dest_kibo_ops) {
             json_int_t id = json_integer_value(json_object_get(b, "orderID"));
@@ -332,6 +337,7 @@ static void run_build(const uint8_t *data, size_t size)
             ops->sign(cp, body, strlen(body), headers);
             json_array_foreach(headers, i, h) check_header_line(json_string_value(h), ops->type);
         }
+        free(body);
         json_decref(out);
     }
     free(msg);
