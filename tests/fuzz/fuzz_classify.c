@@ -17,8 +17,9 @@
  *   redirects are never followed; other non-2xx -> rejected, or error for kibo/tecspal
  *   credentials 401/403; 2xx -> done, tecspal only with envelop[0].status "CANCELLED");
  *   msg is terminated within msglen and stores as a JSON string through crlog_string_lossy (as
- *   the saga does; a cut multibyte character becomes U+FFFD); only the webhook reports a counterparty order number, a
- *   non-empty string of at most 64 bytes taken from the body's "order_number".
+ *   the saga does; a cut multibyte character becomes U+FFFD); only the webhook reports a
+ *   counterparty order number, a non-empty string of at most 64 bytes taken from the body's
+ *   "order_number".
  *   build: done, rejected or error (never retry); on done a request object whose method is POST,
  *   whose URL is exactly the connector URL plus the connector's fixed path (nothing from the
  *   partner reaches it), whose headers are "Name: value" strings without CR, LF or other control
@@ -300,8 +301,8 @@ static void run_build(const uint8_t *data, size_t size)
         char *body = doc ? jsonw_dumps(doc, JSON_COMPACT) : NULL;
         json_t *headers = json_object_get(out, "headers");
         FUZZ_CHECK(method && strcmp(method, "POST") == 0, "%s build: method", ops->type);
-        FUZZ_CHECK(url && json_is_object(doc) && body && json_is_array(headers),
-                   "%s build: shape", ops->type);
+        FUZZ_CHECK(url && json_is_object(doc) && body && json_is_array(headers), "%s build: shape",
+                   ops->type);
         char want[512];
         if (ops == &dest_webhook_ops)
             snprintf(want, sizeof want, "%s/v1/order/%s", cp->connector.url, action);
