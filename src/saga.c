@@ -83,7 +83,171 @@ typedef struct commit_op {
     const char *status;
     char *message;   /* end commits: for the completion notification */
     char *final_log; /* end commits: the last log entry (JSON) */
+    /* What the commit writes, kept until its answer: the same commit may have to go again as
+     * one script call (on_commit) */
+    const char *mode; /* static strings only */
+    char saga_key[96], hist_key[96], log_key[96];
+    char now_ms[24], mode_arg[24], epoch[24];
+    char *order_hist;          /* the order's status-history entry, or NULL */
+    json_t *hist, *logs;       /* arrays of JSON texts, or NULL */
+    json_t *ofields, *sfields; /* objects of strings; ofields may be NULL */
 } commit_op_t;
+
+static void commit_op_free(commit_op_t *op)
+{
+    free(op->message);
+    free(op->final_log);
+    free(op->order_hist);
+    json_decref(op->hist);
+    json_decref(op->logs);
+    json_decref(op->ofields);
+    json_decref(op->sfields);
+    free(op);
+}
+
+/* The entries as arguments, each its own */
+static void format_entries(buf_t *b, const json_t *entries)
+{
+    for (size_t k = 0; k < json_array_size(entries); k++) {
+        const json_t *e = json_array_get(entries, k);
+        store_resp_arg(b, json_string_value(e), json_string_length(e));
+    }
+}
+
+static void format_fields(buf_t *b, const json_t *fields)
+{
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)fields, k, v)
+    {
+        store_resp_arg(b, k, strlen(k));
+        store_resp_arg(b, json_string_value(v) ? json_string_value(v) : "", json_string_length(v));
+    }
+}
+
+/* "RPUSH key entries..." into b when there are entries. */
+static void format_push(buf_t *b, const char *key, const json_t *entries)
+{
+    if (entries == NULL)
+        return;
+    store_resp_len(b, '*', 2 + json_array_size(entries));
+    store_resp_arg(b, "RPUSH", 5);
+    store_resp_arg(b, key, strlen(key));
+    format_entries(b, entries);
+}
+
+/* The commit script's call (saga_lua_commit) into b; the entries among its arguments when
+ * inline, or else left to the RPUSHes ahead of it. */
+static void format_commit(buf_t *b, const commit_op_t *op, bool inline_entries)
+{
+    char nh[16], nl[16], nord[16], order_keep[24];
+    size_t n_hist = json_array_size(op->hist), n_logs = json_array_size(op->logs);
+    snprintf(nh, sizeof nh, "%zu", n_hist);
+    snprintf(nl, sizeof nl, "%zu", n_logs);
+    snprintf(nord, sizeof nord, "%zu", 2 * json_object_size(op->ofields));
+    snprintf(order_keep, sizeof order_keep, "%ld", op->run->cfg->order_retention_s);
+    const char *fixed[] = {"EVALSHA",
+                           saga_lua_commit.sha1,
+                           "4",
+                           op->saga_key,
+                           op->hist_key,
+                           STORE_KEY_STREAM,
+                           op->log_key,
+                           op->run->saga_id,
+                           op->epoch,
+                           op->status,
+                           nh,
+                           nl,
+                           op->now_ms,
+                           op->order_hist ? op->order_hist : "",
+                           op->mode,
+                           op->mode_arg,
+                           nord,
+                           order_keep,
+                           inline_entries ? "1" : "0"};
+    store_resp_len(b, '*',
+                   CR_ARRAY_SIZE(fixed) + (inline_entries ? n_hist + n_logs : 0) +
+                       2 * (json_object_size(op->ofields) + json_object_size(op->sfields)));
+    for (size_t k = 0; k < CR_ARRAY_SIZE(fixed); k++)
+        store_resp_arg(b, fixed[k], strlen(fixed[k]));
+    format_fields(b, op->ofields);
+    if (inline_entries) {
+        format_entries(b, op->hist);
+        format_entries(b, op->logs);
+    }
+    format_fields(b, op->sfields);
+}
+
+/* Send the commit: MULTI, the pushes, the script, EXEC; or the script alone with the entries
+ * inline. One buffer, reused: the loop is single-threaded and the store copies the commands
+ * before it returns. Each command has its own reply; the last one's comes to on_commit. */
+static void on_commit(const redisReply *reply, const char *err, void *data);
+
+static int send_commit(commit_op_t *op, bool inline_entries)
+{
+    static buf_t cmd;
+    size_t cut[5], n_cmds = 0;
+    buf_reset(&cmd);
+    if (!inline_entries) {
+        store_resp_len(&cmd, '*', 1);
+        store_resp_arg(&cmd, "MULTI", 5);
+        cut[n_cmds++] = cmd.len;
+        format_push(&cmd, op->hist_key, op->hist);
+        if (op->hist)
+            cut[n_cmds++] = cmd.len;
+        format_push(&cmd, op->log_key, op->logs);
+        if (op->logs)
+            cut[n_cmds++] = cmd.len;
+    }
+    format_commit(&cmd, op, inline_entries);
+    cut[n_cmds++] = cmd.len;
+    if (!inline_entries) {
+        store_resp_len(&cmd, '*', 1);
+        store_resp_arg(&cmd, "EXEC", 4);
+        cut[n_cmds++] = cmd.len;
+    }
+    const char *cmds[5];
+    size_t lens[5];
+    for (size_t c = 0, from = 0; c < n_cmds; from = cut[c++]) {
+        cmds[c] = cmd.data + from;
+        lens[c] = cut[c] - from;
+    }
+    return store_commands_formatted(saga_engine_store(op->run->engine), n_cmds, cmds, lens,
+                                    on_commit, op);
+}
+
+static void on_taken_back(const redisReply *reply, const char *err, void *data)
+{
+    (void)reply;
+    (void)err;
+    (void)data;
+}
+
+/* The commit's script failed (NOSCRIPT after a SCRIPT FLUSH, a Lua error) after its transaction
+ * had pushed the history and log entries: remove them again, each by its exact text from the
+ * tail, or the claim that resumes the saga would write them a second time. Best effort: Redis
+ * answered a moment ago. Log entries carry their own _id, so another saga's cannot match. */
+static void take_back(commit_op_t *op, const redisReply *exec)
+{
+    store_t *st = saga_engine_store(op->run->engine);
+    const char *key[2] = {op->hist_key, op->log_key};
+    const json_t *list[2] = {op->hist, op->logs};
+    for (size_t l = 0, el = 0; l < 2; l++) {
+        if (list[l] == NULL)
+            continue;
+        const redisReply *pushed = exec->element[el++];
+        if (pushed->type != REDIS_REPLY_INTEGER)
+            continue; /* that push failed itself */
+        for (size_t k = 0; k < json_array_size(list[l]); k++) {
+            const json_t *e = json_array_get(list[l], k);
+            const char *argv[] = {"LREM", key[l], "-1", json_string_value(e)};
+            const size_t len[] = {4, strlen(key[l]), 2, json_string_length(e)};
+            if (store_command_argv(st, 4, argv, len, on_taken_back, NULL) != 0)
+                log_msg(LOG_WARN, "saga: could not take back the entries of a failed commit",
+                        "saga_id", op->run->saga_id, NULL);
+        }
+    }
+}
 
 /* The seed response shape with the final status, to the initiating tenant's notify_url. */
 static void notify_end(saga_run_t *run, const char *status, const char *message,
@@ -140,24 +304,42 @@ static void stage_done(saga_run_t *run, const char *status)
     run->stage_started = now;
 }
 
+/* The reply of EXEC: one per push, then the script's ("ok" or "fenced", a bulk string); or the
+ * script's alone when the entries went inline. */
 static void on_commit(const redisReply *reply, const char *err, void *data)
 {
     commit_op_t *op = data;
     saga_run_t *run = op->run;
     stage_fn next = op->next;
     const char *status = op->status;
+    size_t pushes = (op->hist != NULL) + (op->logs != NULL);
+    const redisReply *script = NULL;
+    if (err == NULL && reply != NULL && reply->type == REDIS_REPLY_ARRAY &&
+        reply->elements == pushes + 1)
+        script = reply->element[pushes];
+    else if (err == NULL && reply != NULL && reply->type != REDIS_REPLY_ARRAY)
+        script = reply; /* the script alone, or EXECABORT: nothing of the transaction ran */
+    if (script != NULL && script->type == REDIS_REPLY_ERROR && script != reply)
+        take_back(op, reply);
+    /* Over maxmemory Redis refuses every command queued in a transaction, while a lone script
+     * may still write once its first write is one that frees memory (the status index's
+     * ZREM): a run that has delivered must still be able to say so, or a claim would deliver
+     * again. Such a commit goes again as one script call, the entries inline. */
+    if (!run->dropped && script != NULL && script == reply && script->type == REDIS_REPLY_ERROR &&
+        strncmp(script->str, "EXECABORT", 9) == 0 && send_commit(op, true) == 0)
+        return;
     char *message = op->message;
     char *final_log = op->final_log;
-    free(op);
+    op->message = op->final_log = NULL;
+    commit_op_free(op);
     if (run->dropped) {
         free(message);
         free(final_log);
         run_end(run);
         return;
     }
-    /* Lua strings come back as bulk strings: "ok" or "fenced". */
-    if (err || reply == NULL || reply->type != REDIS_REPLY_STRING || strcmp(reply->str, "ok") != 0) {
-        if (reply && reply->type == REDIS_REPLY_STRING && strcmp(reply->str, "fenced") == 0) {
+    if (script == NULL || script->type != REDIS_REPLY_STRING || strcmp(script->str, "ok") != 0) {
+        if (script && script->type == REDIS_REPLY_STRING && strcmp(script->str, "fenced") == 0) {
             saga_engine_counters(run->engine)->fenced++;
             log_msg(LOG_WARN, "saga fenced: another process owns it now", "saga_id",
                     run->saga_id, NULL);
@@ -165,7 +347,7 @@ static void on_commit(const redisReply *reply, const char *err, void *data)
             /* The entry stays pending; a claim after claim_idle_ms resumes the saga. */
             log_msg(LOG_WARN, "saga commit failed; will be resumed by a claim", "saga_id",
                     run->saga_id, "error",
-                    err ? err : (reply && reply->type == REDIS_REPLY_ERROR ? reply->str : "?"),
+                    err ? err : (script && script->type == REDIS_REPLY_ERROR ? script->str : "?"),
                     NULL);
         }
         free(message);
@@ -224,27 +406,6 @@ static void held_add(json_t **list, const char *entry)
     json_array_append_new(*list, json_stringn_nocheck(entry, strlen(entry)));
 }
 
-/* The held entries, then this commit's own (NULL or "" for none): how many, and into argv/argvlen
- * when given, each its own argument of the commit. */
-static size_t entry_args(const json_t *held, const char *own, const char **argv, size_t *argvlen)
-{
-    size_t n = 0;
-    for (size_t k = 0; k < json_array_size(held); k++, n++) {
-        if (argv) {
-            argv[n] = json_string_value(json_array_get(held, k));
-            argvlen[n] = json_string_length(json_array_get(held, k));
-        }
-    }
-    if (own != NULL && own[0] != '\0') {
-        if (argv) {
-            argv[n] = own;
-            argvlen[n] = strlen(own);
-        }
-        n++;
-    }
-    return n;
-}
-
 static void commit(saga_run_t *run, commit_args_t *a)
 {
     char iso[TIME_ISO_LEN], ms[24];
@@ -294,83 +455,38 @@ static void commit(saga_run_t *run, commit_args_t *a)
     if (ofields)
         json_object_set_new(ofields, "updated_at", json_string(iso));
 
-    char saga_key[96], hist_key[96], mode_arg[24], nord[16], order_keep[24];
-    snprintf(saga_key, sizeof saga_key, STORE_KEY_SAGA_FMT, run->saga_id);
-    snprintf(hist_key, sizeof hist_key, STORE_KEY_SAGA_HIST_FMT, run->saga_id);
-    snprintf(mode_arg, sizeof mode_arg, "%lld", a->mode_arg);
-    snprintf(nord, sizeof nord, "%zu", ofields ? 2 * json_object_size(ofields) : 0);
-    snprintf(order_keep, sizeof order_keep, "%ld", run->cfg->order_retention_s);
-    char epoch[24];
-    snprintf(epoch, sizeof epoch, "%lld", run->epoch);
-
-    size_t nh = entry_args(run->held_hist, hist_s, NULL, NULL);
-    size_t nl = entry_args(run->held_logs, log_s, NULL, NULL);
-    char nh_s[16], nl_s[16];
-    snprintf(nh_s, sizeof nh_s, "%zu", nh);
-    snprintf(nl_s, sizeof nl_s, "%zu", nl);
-    size_t n = 3 + 11 + nh + nl +
-               2 * (json_object_size(sfields) + (ofields ? json_object_size(ofields) : 0));
-    const char **argv = cr_malloc(n * sizeof *argv);
-    size_t *argvlen = cr_malloc(n * sizeof *argvlen);
-    size_t i = 0;
-#define ARG(s) (argv[i] = (s), argvlen[i] = strlen(argv[i]), i++)
-    ARG(saga_key);
-    ARG(hist_key);
-    ARG(STORE_KEY_STREAM);
-    ARG(run->saga_id);
-    ARG(epoch);
-    ARG(a->status);
-    ARG(nh_s);
-    ARG(nl_s);
-    ARG(ms);
-    ARG(sh_s ? sh_s : "");
-    ARG(a->mode);
-    ARG(mode_arg);
-    ARG(nord);
-    ARG(order_keep);
-    const char *k;
-    json_t *v;
-    if (ofields) {
-        json_object_foreach(ofields, k, v)
-        {
-            ARG(k);
-            argv[i] = json_string_value(v) ? json_string_value(v) : "";
-            argvlen[i++] = json_string_length(v);
-        }
-    }
-    i += entry_args(run->held_hist, hist_s, argv + i, argvlen + i);
-    i += entry_args(run->held_logs, log_s, argv + i, argvlen + i);
-    json_object_foreach(sfields, k, v)
-    {
-        ARG(k);
-        argv[i] = json_string_value(v) ? json_string_value(v) : "";
-        argvlen[i++] = json_string_length(v);
-    }
-#undef ARG
-    commit_op_t *op = cr_malloc(sizeof *op);
+    /* The held entries and this commit's own go ahead of the script (saga_lua_commit). A
+     * saga without an order has no log to write them to. */
+    held_add(&run->held_hist, hist_s);
+    held_add(&run->held_logs, log_s);
+    commit_op_t *op = cr_calloc(1, sizeof *op);
     op->run = run;
     op->next = a->next;
     op->status = a->status; /* static strings only */
-    op->message = strcmp(a->mode, "end") == 0 ? cr_strdup(a->message) : NULL;
-    op->final_log = strcmp(a->mode, "end") == 0 && log_s ? cr_strdup(log_s) : NULL;
-    int rc = store_evalsha(saga_engine_store(run->engine), &saga_lua_commit, 3, (int)i, argv,
-                           argvlen, on_commit, op);
-    /* sent (the store copied the arguments) or failed: the held steps are this commit's */
-    json_decref(run->held_hist);
-    json_decref(run->held_logs);
-    run->held_hist = run->held_logs = NULL;
-    free(argv);
-    free(argvlen);
+    op->mode = a->mode;
+    bool end = strcmp(a->mode, "end") == 0;
+    op->message = end ? cr_strdup(a->message) : NULL;
+    op->final_log = end ? log_s : NULL; /* for the notification */
+    if (!end)
+        free(log_s);
     free(hist_s);
-    free(log_s);
-    free(sh_s);
-    json_decref(sfields);
-    json_decref(ofields);
+    op->hist = run->held_hist;
+    op->logs = sf(run, "order_id")[0] ? run->held_logs : NULL;
+    if (op->logs == NULL)
+        json_decref(run->held_logs);
+    run->held_hist = run->held_logs = NULL;
+    op->ofields = ofields;
+    op->sfields = sfields;
+    op->order_hist = sh_s;
+    snprintf(op->saga_key, sizeof op->saga_key, STORE_KEY_SAGA_FMT, run->saga_id);
+    snprintf(op->hist_key, sizeof op->hist_key, STORE_KEY_SAGA_HIST_FMT, run->saga_id);
+    snprintf(op->log_key, sizeof op->log_key, STORE_KEY_ORDER_LOG_FMT, sf(run, "order_id"));
+    snprintf(op->now_ms, sizeof op->now_ms, "%s", ms);
+    snprintf(op->mode_arg, sizeof op->mode_arg, "%lld", a->mode_arg);
+    snprintf(op->epoch, sizeof op->epoch, "%lld", run->epoch);
     buf_free(&clean);
-    if (rc != 0) {
-        free(op->message);
-        free(op->final_log);
-        free(op);
+    if (send_commit(op, false) != 0) {
+        commit_op_free(op);
         run_end(run);
     }
 }

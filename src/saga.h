@@ -13,12 +13,13 @@
  *   rejected           the counterparty's system, or an order rule, said no (terminal)
  *   error              mapping failed, no such order, or delivery kept failing (terminal)
  *
- * Every commit is one Lua script (saga_lua.c) that checks the run's epoch (a fencing token
- * taken when the saga is begun or claimed), then writes the status, its history and order log
- * entries and any order effect together. The steps to origin_mapped and master_mapped (no I/O)
- * are written with the run's next commit, destination_mapped or the end, so a create's run
- * makes three commits; each transition still has its own history and log entry. A process that stalls past its claim and wakes up finds
- * its epoch stale and stops without writing. Delivery is the only effect outside Redis; it
+ * Every commit is one transaction: plain RPUSHes of its history and order log entries, then a
+ * Lua script (saga_lua.c) that checks the run's epoch (a fencing token taken when the saga is
+ * begun or claimed), then writes the status and any order effect, or takes the entries back.
+ * The steps to origin_mapped and master_mapped (no I/O) are written with the run's next commit,
+ * destination_mapped or the end, so a create's run makes two commits; each transition still has
+ * its own history and log entry. A process that stalls past its claim and wakes up finds its
+ * epoch stale and stops without writing. Delivery is the only effect outside Redis; it
  * carries Idempotency-Key = saga id, so a re-delivery after a crash is recognisable.
  *
  * Per-order order: intake appends each saga to its order's queue; only the head runs, and the

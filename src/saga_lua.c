@@ -121,14 +121,21 @@ store_script_t saga_lua_begin = {
 };
 
 /*
- * KEYS: saga, history, stream.
+ * KEYS: saga, history, stream, the order's log.
  * ARGV: 1 saga_id, 2 epoch, 3 status, 4 number H of history entries, 5 number L of order log
  *       entries (steps held in the run are written with the next commit: several of each),
  *       6 now_ms, 7 order status-history entry ("" none), 8 mode, 9 mode argument,
  *       10 number of order field strings N, 11 saga.order_retention_s ("0": orders kept for
- *       good, see LUA_LEAVE), 12..11+N order field/value pairs, then the H history
- *       entries, the L log entries, then saga field/value pairs. Each entry is its own argument:
- *       splitting one text in Lua cost a second pass (and a second hash) over every byte.
+ *       good, see LUA_LEAVE), 12 "1" when the entries are inline, 13..12+N order field/value
+ *       pairs, then, inline, the H history entries and the L log entries, then saga
+ *       field/value pairs.
+ * The entries are normally not arguments: the same transaction pushes them with plain RPUSHes
+ * right before this script (MULTI, RPUSH history, RPUSH log, EVALSHA, EXEC). Every byte handed
+ * to a script is copied into Lua and hashed, and the entries are most of a commit's bytes (a
+ * delivery's log entry carries its request and answer). Nothing runs between those pushes and
+ * this script, so when it writes nothing it takes exactly them back from the lists' tails.
+ * Inline entries are for a Redis at maxmemory, which refuses every command queued in a
+ * transaction (saga.c: on_commit).
  * mode: "step" (keep the entry), "park" (drop the entry; woken by an accept), "delay" (drop the
  * entry, wake at ARGV[9] ms), "end" (drop the entry, leave the active index and the order's
  * queue, wake the next saga of the order, expire after ARGV[9] seconds). Ending in "error"
@@ -144,10 +151,22 @@ store_script_t saga_lua_commit = {
         "local P = 'cr:{cr}:'\n"
         LUA_LEAVE
         "local sid, status, mode = ARGV[1], ARGV[3], ARGV[8]\n"
+        "local nord, nh, nl = tonumber(ARGV[10]), tonumber(ARGV[4]), tonumber(ARGV[5])\n"
+        "local inline = ARGV[12] == '1'\n"
+        "local fe = 13 + nord -- the first inline entry, or the first saga field\n"
+        "local fs = inline and fe + nh + nl or fe\n"
+        "-- the last n entries of list key, pushed by this transaction, taken back\n"
+        "local function take_back(key, n)\n"
+        "  if n > 0 and not inline then redis.call('LTRIM', key, 0, -n - 1) end\n"
+        "end\n"
         "-- one read of what this needs (each redis.call costs Lua glue on top of the command)\n"
         "local cur = redis.call('HMGET', KEYS[1], 'epoch', 'status', 'created_ms', 'order_id',\n"
         "                       'type', 'stream_id', 'claims')\n"
-        "if cur[1] ~= ARGV[2] then return 'fenced' end\n"
+        "if cur[1] ~= ARGV[2] then\n"
+        "  take_back(KEYS[2], nh)\n"
+        "  take_back(KEYS[4], nl)\n"
+        "  return 'fenced'\n"
+        "end\n"
         "local was, oid, stype, entry = cur[2], cur[4] or '', cur[5], cur[6]\n"
         "-- an accept is not in its order's queue, so the order reaper may have removed the order\n"
         "-- while it ran: write nothing of an order that is gone\n"
@@ -155,31 +174,32 @@ store_script_t saga_lua_commit = {
         "   redis.call('EXISTS', P .. 'order:' .. oid) == 0 then\n"
         "  oid = ''\n"
         "end\n"
+        "if nl > 0 and KEYS[4] ~= P .. 'order:' .. oid .. ':log' then take_back(KEYS[4], nl) end\n"
         "-- progress made: earlier claims were not this saga's fault\n"
         "if cur[7] then redis.call('HDEL', KEYS[1], 'claims') end\n"
         "if was ~= status then\n"
         "  redis.call('ZREM', P .. 'idx:status:' .. was, sid)\n"
         "  redis.call('ZADD', P .. 'idx:status:' .. status, cur[3] or ARGV[6], sid)\n"
         "end\n"
-        "local nord, nh, nl = tonumber(ARGV[10]), tonumber(ARGV[4]), tonumber(ARGV[5])\n"
-        "local fh = 12 + nord -- the first history entry, then log entries, then saga fields\n"
-        "local fl = fh + nh\n"
-        "local fs = fl + nl\n"
         "local set = {'status', status}\n"
         "if status == 'error' then set[3] = 'failed_from'; set[4] = was end\n"
         "-- every mode but a step gives its stream entry up (below)\n"
         "if mode ~= 'step' then set[#set + 1] = 'stream_id'; set[#set + 1] = '' end\n"
         "for i = fs, #ARGV do set[#set + 1] = ARGV[i] end\n"
         "redis.call('HSET', KEYS[1], unpack(set))\n"
-        "if nh > 0 then redis.call('RPUSH', KEYS[2], unpack(ARGV, fh, fl - 1)) end\n"
+        "if inline and nh > 0 then\n"
+        "  redis.call('RPUSH', KEYS[2], unpack(ARGV, fe, fe + nh - 1))\n"
+        "end\n"
         "if oid ~= '' then\n"
         "  local ok = P .. 'order:' .. oid\n"
-        "  if nl > 0 then redis.call('RPUSH', ok .. ':log', unpack(ARGV, fl, fs - 1)) end\n"
+        "  if inline and nl > 0 and KEYS[4] == ok .. ':log' then\n"
+        "    redis.call('RPUSH', KEYS[4], unpack(ARGV, fe + nh, fs - 1))\n"
+        "  end\n"
         "  if ARGV[7] ~= '' then redis.call('RPUSH', ok .. ':status', ARGV[7]) end\n"
         "  if nord > 0 then\n"
-        "    redis.call('HSET', ok, unpack(ARGV, 12, 11 + nord))\n"
+        "    redis.call('HSET', ok, unpack(ARGV, 13, 12 + nord))\n"
         "    -- the counterparty's number names the order from the commit that writes it\n"
-        "    for i = 12, 10 + nord, 2 do\n"
+        "    for i = 13, 11 + nord, 2 do\n"
         "      if ARGV[i] == 'counterparty_order_number' and ARGV[i + 1] ~= '' then\n"
         "        local dt = redis.call('HGET', ok, 'destination_tenant')\n"
         "        if dt then\n"

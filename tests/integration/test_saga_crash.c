@@ -4,7 +4,8 @@
  *   - with two gateways on one Redis, the survivor takes over the dead one's work once its
  *     entries have been idle for claim_idle_ms;
  *   - killed while retries wait out their delay, the restarted gateway wakes and finishes them;
- *   - paused (SIGSTOP) past its claim and woken again, a gateway's stale runs are fenced.
+ *   - paused (SIGSTOP) past its claim and woken again, a gateway's stale runs are fenced;
+ *   - the scripts flushed from Redis mid-delivery, the failed commit leaves no entries behind.
  *
  * Each scenario accepts 100 sagas (50 orders: a create, then an update_status queued behind it
  * on the same order) from acme-supply for swift-haul, whose stand-in system answers every
@@ -324,6 +325,46 @@ static void wait_readers(int n)
 
 /* A killed gateway leaves no exit status to check: its log must at least hold no sanitizer
  * report (harness_gw_stop checks the same for the ones stopped with SIGTERM). */
+/* Every order's log holds each of its sagas' entries once: no two with the same saga and title
+ * (a stale run's commit that was fenced takes its pushed entries back), and one terminal entry
+ * per saga. */
+static void expect_logs_once(const batch_t *b)
+{
+    redisContext *c = harness_redis_connect(&g_redis);
+    assert_non_null(c);
+    for (int i = 0; i < N_ORDERS; i++) {
+        redisReply *r = redisCommand(c, "LRANGE cr:{cr}:order:%s:log 0 -1", b->oid[i]);
+        assert_non_null(r);
+        assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+        int terminal[2] = {0, 0};
+        for (size_t k = 0; k < r->elements; k++) {
+            json_t *e = json_loads(r->element[k]->str, 0, NULL);
+            assert_non_null(e);
+            const char *sid = json_string_value(json_object_get(e, "saga_id"));
+            const char *title = json_string_value(json_object_get(e, "title"));
+            assert_non_null(sid);
+            assert_non_null(title);
+            for (int j = 0; j < 2; j++)
+                terminal[j] += strcmp(sid, b->sid[2 * i + j]) == 0 &&
+                               is_terminal(json_string_value(json_object_get(e, "status")));
+            for (size_t m = 0; m < k; m++) {
+                json_t *o = json_loads(r->element[m]->str, 0, NULL);
+                assert_non_null(o);
+                if (strcmp(sid, json_string_value(json_object_get(o, "saga_id"))) == 0 &&
+                    strcmp(title, json_string_value(json_object_get(o, "title"))) == 0)
+                    fail_msg("order %s: saga %s logged \"%s\" twice", b->oid[i], sid, title);
+                json_decref(o);
+            }
+            json_decref(e);
+        }
+        if (terminal[0] != 1 || terminal[1] != 1)
+            fail_msg("order %s: %d and %d terminal log entries for its two sagas (want 1 each)",
+                     b->oid[i], terminal[0], terminal[1]);
+        freeReplyObject(r);
+    }
+    redisFree(c);
+}
+
 static void kill_checked(harness_gw_t *g)
 {
     char path[sizeof g->log_path];
@@ -381,6 +422,7 @@ static void test_restart_after_sigkill(void **state)
         fail_msg("gateway did not restart");
     wait_all_terminal(&b, FINISH_DEADLINE_MS);
     expect_all_synced(gw.port, &b);
+    expect_logs_once(&b);
     check_deliveries(&b, false);
     expect_queues_drained();
     stop_ok(&gw);
@@ -425,6 +467,7 @@ static void test_takeover_by_second_process(void **state)
 
     wait_all_terminal(&b, FINISH_DEADLINE_MS);
     expect_all_synced(bgw.port, &b);
+    expect_logs_once(&b);
     check_deliveries(&b, false);
 
     /* What the dead process had begun, the survivor finished. */
@@ -487,6 +530,7 @@ static void test_restart_with_retries_parked(void **state)
         fail_msg("gateway did not restart");
     wait_all_terminal(&b, FINISH_DEADLINE_MS);
     expect_all_synced(gw.port, &b);
+    expect_logs_once(&b);
     check_deliveries(&b, false);
     /* Attempts are counted across the crash and stay within max_attempts. */
     const char *h[] = {"X-API-Key: " ACME_KEY, NULL};
@@ -621,8 +665,96 @@ static void test_paused_owner_fenced(void **state)
     /* Still exactly one ending each once everything is quiet. */
     for (int i = 0; i < N_SAGAS; i++)
         expect_one_ending(a.port, b.sid[i], "synced");
+    expect_logs_once(&b);
     stop_ok(&a);
     stop_ok(&bgw);
+}
+
+/* LRANGE key 0 -1: how many entries contain needle. */
+static int list_count(redisContext *c, const char *key, const char *needle)
+{
+    redisReply *r = redisCommand(c, "LRANGE %s 0 -1", key);
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+    int n = 0;
+    for (size_t k = 0; k < r->elements; k++)
+        n += strstr(r->element[k]->str, needle) != NULL;
+    freeReplyObject(r);
+    return n;
+}
+
+/*
+ * The scripts gone from Redis (SCRIPT FLUSH) while a delivery is under way: the commit that
+ * ends the saga pushes its history and log entries ahead of its script in one transaction, and
+ * the script fails (NOSCRIPT). The gateway takes the pushed entries back, and the saga resumes
+ * from its stored status once a process that loaded the scripts again claims it: one ending in
+ * its history, one delivery entry in its order's log.
+ */
+static void test_script_flushed_mid_delivery(void **state)
+{
+    (void)state;
+    stub_reply_t slow = {.status = 200, .delay_ms = 1500};
+    stub_dest_set_default(g_swift, &slow);
+    harness_gw_t gw;
+    if (harness_gw_start(&gw, "gateway.json", g_redis.port, g_overrides) != 0)
+        fail_msg("gateway did not start");
+    assert_true(harness_gw_wait_ready(&gw, 200, 10000));
+    size_t from = stub_dest_count(g_swift);
+    char sid[25], oid[25];
+    submit(gw.port, "create",
+           "{\"order_number\":\"SF-1\",\"lines\":[{\"product\":{\"source_id\":\"ULSD\"},"
+           "\"terminal\":{\"source_id\":\"HOU-T1\"},\"site\":{\"source_id\":\"ATX-S12\"},"
+           "\"quantity\":10,\"uom\":\"gal\"}],"
+           "\"requested_delivery\":\"2026-05-12T08:00:00.000Z\"}",
+           sid, oid);
+    /* the request has reached the destination, which answers 1.5 s later */
+    assert_true(stub_dest_wait(g_swift, from + 1, 10000));
+    redisContext *c = harness_redis_connect(&g_redis);
+    assert_non_null(c);
+    freeReplyObject(redisCommand(c, "SCRIPT FLUSH"));
+    stub_reply_t fast = {.status = 200, .delay_ms = STUB_DELAY_MS};
+    stub_dest_set_default(g_swift, &fast);
+
+    long long end = harness_now_ms() + 10000;
+    while (log_count(&gw, "saga commit failed") == 0 && harness_now_ms() < end)
+        harness_sleep_ms(50);
+    assert_true(log_count(&gw, "saga commit failed") > 0);
+    char hist[96], log[96];
+    snprintf(hist, sizeof hist, "cr:{cr}:saga:%s:hist", sid);
+    snprintf(log, sizeof log, "cr:{cr}:order:%s:log", oid);
+    /* the entries the failed commit pushed are taken back right after its answer */
+    end = harness_now_ms() + 5000;
+    while ((list_count(c, hist, "\"synced\"") > 0 || list_count(c, log, "Delivery attempt") > 0) &&
+           harness_now_ms() < end)
+        harness_sleep_ms(20);
+    assert_int_equal(list_count(c, hist, "\"synced\""), 0);
+    assert_int_equal(list_count(c, hist, "destination_mapped"), 1);
+    assert_int_equal(list_count(c, log, "Delivery attempt"), 0);
+    assert_int_equal(list_count(c, log, "Order mapped"), 3);
+    redisReply *r = redisCommand(c, "HGET cr:{cr}:saga:%s status", sid);
+    assert_non_null(r);
+    assert_string_equal(r->str, "destination_mapped");
+    freeReplyObject(r);
+
+    /* a new process loads the scripts again, claims the saga's entry and finishes it */
+    stop_ok(&gw);
+    if (harness_gw_start(&gw, "gateway.json", g_redis.port, g_overrides) != 0)
+        fail_msg("gateway did not restart");
+    end = harness_now_ms() + FINISH_DEADLINE_MS;
+    for (;;) {
+        r = redisCommand(c, "HGET cr:{cr}:saga:%s status", sid);
+        assert_non_null(r);
+        bool done = r->type == REDIS_REPLY_STRING && is_terminal(r->str);
+        freeReplyObject(r);
+        if (done || harness_now_ms() >= end)
+            break;
+        harness_sleep_ms(50);
+    }
+    expect_one_ending(gw.port, sid, "synced");
+    assert_int_equal(list_count(c, log, "Delivery attempt"), 1);
+    assert_int_equal(list_count(c, log, "Order mapped"), 3);
+    redisFree(c);
+    stop_ok(&gw);
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -693,6 +825,7 @@ int main(void)
         cmocka_unit_test(test_takeover_by_second_process),
         cmocka_unit_test(test_restart_with_retries_parked),
         cmocka_unit_test(test_paused_owner_fenced),
+        cmocka_unit_test(test_script_flushed_mid_delivery),
     };
     return cmocka_run_group_tests_name("saga_crash", tests, group_setup, group_teardown) != 0;
 }
