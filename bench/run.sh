@@ -32,7 +32,7 @@ KNOBS="QUICK DURATION REPS CONNS MIXES FSYNCS HEALTH_CONNS REFA_PASS BODY_BYTES 
   REDIS_CPU REWRITE_CPU DEST_CPU GW_LOG_LEVEL BENCH_PORT_BASE GW_BIN SKIP_BUILD SAGA_FSYNC SAGA_CONNS SAGA_DURATION
   DEST_DELAY_MS E2E_RATE E2E_DURATION OPENLOOP_CONNS LAT_MIX IDLE_CONNS SCALE_PROCS SCALE_MIX SCALE_CONNS
   SCALE_FSYNC SCALE_GW_CPUS STORED_CASES STORED_CONNS STORED_FSYNC FLOOD_CONNS FLOOD_RATE PROFILE_SAGAS
-  PROFILE_RATE"
+  PROFILE_RATE PROFILE_REDIS"
 COMMAND_LINE="$(for v in $KNOBS; do if [ -n "${!v:-}" ]; then printf '%s=%q ' "$v" "${!v}"; fi; done)bench/run.sh $*"
 
 # ---------------------------------------------------------------- knobs
@@ -94,6 +94,7 @@ FLOOD_RATE=${FLOOD_RATE:-50}                 # valid creates per second alongsid
 # the gateway under callgrind
 PROFILE_SAGAS=${PROFILE_SAGAS:-500}          # create sagas, intake to synced
 PROFILE_RATE=${PROFILE_RATE:-50}             # per second (the gateway runs ~50x slower under valgrind)
+PROFILE_REDIS=${PROFILE_REDIS:-1}            # 1: Redis under callgrind too, in the same run
 
 GW_PORT=$PORT_BASE
 REFA_PORT=$((PORT_BASE + 1))
@@ -209,17 +210,17 @@ make_config() { # max_connections -> $CONFIG (demo.json, connector URLs -> the l
 }
 
 # ---------------------------------------------------------------- servers
-REDIS_PID= REDIS_DIR=
+REDIS_PID= REDIS_DIR= REDIS_WRAP=() # REDIS_WRAP: a command Redis runs under (the profile's valgrind)
 start_redis() { # fsync
   REDIS_DIR=$(mktemp -d "$WORK/redis.XXXXXX")
-  taskset -c "$REDIS_CPU" redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$REDIS_DIR" \
+  taskset -c "$REDIS_CPU" "${REDIS_WRAP[@]}" redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$REDIS_DIR" \
     --save '' --appendonly yes --appendfsync "$1" --daemonize no \
     ${REWRITE_CPU:+--aof_rewrite_cpulist "$REWRITE_CPU"} \
     --logfile "$REDIS_DIR/redis.log" &
   REDIS_PID=$!
   track "$REDIS_PID"
   local i
-  for ((i = 0; i < 200; i++)); do
+  for ((i = 0; i < 600; i++)); do
     [ "$(redis-cli -p "$REDIS_PORT" ping 2>/dev/null)" = PONG ] && return 0
     sleep 0.05
   done
@@ -1010,6 +1011,32 @@ sub_flood() {
 }
 
 # ---------------------------------------------------------------- profile
+# Redis's side of the profile run (PROFILE_REDIS=1): its instructions per saga over the same
+# window, and its functions with the most instructions, self and inclusive. Debian's
+# redis-server carries no debug symbols, but its dynamic symbol table names its functions.
+profile_redis_md() { # callgrind dump, sagas
+  local rout=$1 n=$2 rtotal
+  callgrind_annotate --inclusive=yes --auto=no --threshold=100 "$rout" >"$RAW/redis-inclusive.txt"
+  callgrind_annotate --auto=no --threshold=100 "$rout" >"$RAW/redis-self.txt"
+  rtotal=$(awk '/PROGRAM TOTALS/{gsub(",", "", $1); print $1; exit}' "$RAW/redis-self.txt")
+  echo
+  echo "**$(awk -v t="$rtotal" -v n="$n" 'BEGIN{printf "%d", t / n}') Redis instructions per create saga** ($rtotal in all, the same window; \`redis-server\` under callgrind beside the gateway, the same pinning)"
+  echo
+  local which
+  for which in inclusive self; do
+    echo "| Redis function ($which) | instructions per saga | % |"
+    echo "|---|---:|---:|"
+    awk -v n="$n" '/^ *[0-9,]+ +\( *[0-9.]+%\) +[^ ]+:[a-zA-Z_0(]/ {
+        c = $1; gsub(",", "", c)
+        match($0, /\( *[0-9.]+%\)/); pct = substr($0, RSTART + 1, RLENGTH - 2); gsub(/ /, "", pct)
+        f = $(NF - 1); sub(/^.*:/, "", f); o = $NF; gsub(/^\[.*\/|\]$/, "", o)
+        if (f ~ /^(main|\(below main\)|__libc_start_main.*|0x0*1ab70)$/ || seen[f]++) next
+        if (f ~ /^0x/) f = f " (" o ", no symbol)"
+        printf "| `%s` | %d | %s |\n", f, c / n, pct; if (++k == 20) exit }' "$RAW/redis-$which.txt"
+    echo
+  done
+}
+
 # The gateway under valgrind --tool=callgrind: PROFILE_SAGAS creates sent open loop, each saga
 # followed to "synced" (destination 0 ms), counted from the gateway being ready to the last
 # saga synced. Instructions hardly depend on the machine's load (within 1 %), so two binaries
@@ -1022,10 +1049,15 @@ sub_profile() {
     $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq valgrind >/dev/null
   fi
   command -v callgrind_annotate >/dev/null || die "valgrind (callgrind) not found: apt-get install valgrind"
-  local out="$RAW/callgrind.out" n=$PROFILE_SAGAS vp i synced
+  local out="$RAW/callgrind.out" n=$PROFILE_SAGAS vp i synced rout=
   start_dest 0
   make_config 10000
+  if [ "$PROFILE_REDIS" = 1 ]; then
+    # %p: a forked child (an AOF rewrite) writes its own file instead of over the server's
+    REDIS_WRAP=(valgrind --tool=callgrind --callgrind-out-file="$RAW/redis.callgrind.%p")
+  fi
   start_redis always
+  REDIS_WRAP=()
   CROSSROADS_LISTEN="127.0.0.1:$GW_PORT" CROSSROADS_REDIS_URL="redis://127.0.0.1:$REDIS_PORT/0" \
   CROSSROADS_LOG_LEVEL="$GW_LOG_LEVEL" ACME_WEBHOOK_SECRET=bench-acme-secret \
   SWIFT_WEBHOOK_SECRET=bench-swift-secret \
@@ -1036,6 +1068,7 @@ sub_profile() {
   wait_http "http://127.0.0.1:$GW_PORT/readyz" 600 || die "gateway not ready under valgrind (log: $RAW/gateway.log)"
   sleep 1
   callgrind_control -z "$vp" >/dev/null
+  if [ "$PROFILE_REDIS" = 1 ]; then callgrind_control -z "$REDIS_PID" >/dev/null; fi
   taskset -c "$LOAD_CPU" "$B/bench_openloop" --port "$GW_PORT" --rate "$PROFILE_RATE" \
     --duration "$(awk -v n="$n" -v r="$PROFILE_RATE" 'BEGIN{printf "%.3f", n / r}')" --kind create \
     >"$RAW/openloop.json" 2>>"$RAW/openloop.log" || die "bench_openloop failed"
@@ -1047,6 +1080,13 @@ sub_profile() {
   [ "${synced:-0}" -eq "$n" ] || die "$synced of $n sagas synced (log: $RAW/gateway.log)"
   callgrind_control -d "$vp" >/dev/null
   for ((i = 0; i < 100; i++)); do [ -s "$out.1" ] && break; sleep 0.1; done
+  if [ "$PROFILE_REDIS" = 1 ]; then
+    rout="$RAW/redis.callgrind.$REDIS_PID.1"
+    callgrind_control -d "$REDIS_PID" >/dev/null
+    for ((i = 0; i < 100; i++)); do [ -s "$rout" ] && break; sleep 0.1; done
+    [ -s "$rout" ] || die "no callgrind dump from Redis ($rout)"
+    rcli INFO commandstats >"$RAW/redis-commandstats.txt"
+  fi
   stop_pid "$vp" 60
   untrack "$vp"
   stop_redis
@@ -1057,7 +1097,7 @@ sub_profile() {
   total=$(awk '/PROGRAM TOTALS/{gsub(",", "", $1); print $1; exit}' "$RAW/self.txt")
   local md="$RAW/profile.md"
   {
-    echo "## The gateway under callgrind (\`bench/run.sh profile\`)"
+    echo "## The gateway and Redis under callgrind (\`bench/run.sh profile\`)"
     echo
     machine_info
     echo "- $n creates at $PROFILE_RATE/s (bench_openloop), each saga followed to synced (webhook destination, 0 ms); callgrind counts from the gateway being ready to the last saga synced"
@@ -1073,6 +1113,7 @@ sub_profile() {
         match($0, /src\/[a-z_\/]*\.c:[a-zA-Z_.0-9]+/); f = substr($0, RSTART + 4, RLENGTH - 4)
         if (f ~ /^(main\.c|app\.c:app_serve)/ || seen[f]++) next
         printf "| `%s` | %d | %s |\n", f, c / n, pct; if (++k == 25) exit }' "$RAW/inclusive.txt"
+    if [ -n "$rout" ]; then profile_redis_md "$rout" "$n"; fi
   } >"$md"
   write_section profile "$md"
   cat "$md"
