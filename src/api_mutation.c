@@ -313,7 +313,7 @@ void api_mutation(struct app *app, httpd_req_t *req, const route_t *route,
     char now[TIME_ISO_LEN];
     crypto_oid(saga_id);
     time_format_iso(time_now_ms(), now);
-    snprintf(req->saga_id, sizeof req->saga_id, "%s", saga_id);
+    cr_cat(req->saga_id, sizeof req->saga_id, saga_id, NULL, NULL);
     char *instance = auth->instance ? cr_strndup(auth->instance, auth->instance_len) : NULL;
 
     if (kind == VAL_UPDATE_STATUS && json_object_get(norm, "hauled_by") == NULL)
@@ -421,8 +421,8 @@ void api_mutation(struct app *app, httpd_req_t *req, const route_t *route,
         .fields = fields,
         .n_fields = CR_ARRAY_SIZE(fields),
     };
-    char now_ms[24];
-    snprintf(now_ms, sizeof now_ms, "%lld", (long long)time_now_ms());
+    char now_ms[CR_INT_LEN];
+    cr_fmt_int(now_ms, time_now_ms());
     rec.dest = dest->name;
     rec.order_id = known_order_id;
     rec.order_number = order_number;

@@ -4,6 +4,7 @@
 #include "dest.h"
 
 #include "util/buf.h"
+#include "util/cr.h"
 #include "util/crypto.h"
 
 #include <stdio.h>
@@ -48,7 +49,9 @@ dest_outcome_t dest_classify_http(const outhttp_response_t *resp, char *msg, siz
     }
     long st = resp->status;
     if (st >= 200 && st < 300) {
-        snprintf(msg, msglen, "HTTP %ld from destination", st);
+        char code[CR_INT_LEN];
+        cr_fmt_int(code, st);
+        cr_cat(msg, msglen, "HTTP ", code, " from destination");
         return DEST_DONE;
     }
     if (st >= 500 || st == 408 || st == 429) {

@@ -11,6 +11,7 @@
 #include "dest.h"
 
 #include "util/buf.h"
+#include "util/cr.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -104,14 +105,16 @@ static dest_outcome_t build(const dest_ctx_t *ctx, json_t **out, char *msg, size
             return DEST_REJECTED;
         }
     }
-    buf_t url = {0};
-    buf_printf(&url, "%s/v1/order/%s", ctx->cp->connector.url, a);
-    buf_t idem = {0};
-    buf_printf(&idem, "Idempotency-Key: %s", ctx->saga_id);
-    buf_t from = {0};
-    buf_printf(&from, "X-Tenant-Name: %s", ctx->caller->name);
-    buf_t to = {0};
-    buf_printf(&to, "X-Dest-Tenant-Name: %s", ctx->cp->name);
+    buf_t url = {0}, idem = {0}, from = {0}, to = {0};
+    buf_append_str(&url, ctx->cp->connector.url);
+    buf_append_str(&url, "/v1/order/");
+    buf_append_str(&url, a);
+    buf_append_str(&idem, "Idempotency-Key: ");
+    buf_append_str(&idem, ctx->saga_id);
+    buf_append_str(&from, "X-Tenant-Name: ");
+    buf_append_str(&from, ctx->caller->name);
+    buf_append_str(&to, "X-Dest-Tenant-Name: ");
+    buf_append_str(&to, ctx->cp->name);
     *out = json_pack("{s:s, s:s%, s:[s, s%, s%, s%], s:o}", "method", "POST", "url", url.data,
                      url.len, "headers", "Content-Type: application/json", idem.data, idem.len,
                      from.data, from.len, to.data, to.len, "body", body);
@@ -124,17 +127,17 @@ static dest_outcome_t build(const dest_ctx_t *ctx, json_t **out, char *msg, size
 
 static void sign(const cfg_tenant_t *cp, const char *body, size_t body_len, json_t *headers)
 {
-    char ts[24];
-    snprintf(ts, sizeof ts, "%lld", (long long)time(NULL));
+    char ts[CR_INT_LEN];
+    cr_fmt_int(ts, (long long)time(NULL));
     char h[64];
-    snprintf(h, sizeof h, "X-Crossroads-Timestamp: %s", ts);
+    cr_cat(h, sizeof h, "X-Crossroads-Timestamp: ", ts, NULL);
     json_array_append_new(headers, json_string(h));
     const char *secret = cp->connector.secret_env ? getenv(cp->connector.secret_env) : NULL;
     if (secret == NULL || *secret == '\0')
         return; /* unsigned: the tenant configured no secret (documented in the README) */
     char sig[80], line[112];
     dest_signature(secret, ts, body, body_len, sig);
-    snprintf(line, sizeof line, "X-Crossroads-Signature: %s", sig);
+    cr_cat(line, sizeof line, "X-Crossroads-Signature: ", sig, NULL);
     json_array_append_new(headers, json_string(line));
 }
 

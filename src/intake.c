@@ -361,14 +361,14 @@ static void flush(intake_t *in)
      * the loop is single-threaded). */
     static buf_t head;
     buf_reset(&head);
-    char count[24];
-    int count_len = snprintf(count, sizeof count, "%zu", in->n);
+    char count[CR_INT_LEN];
+    size_t count_len = cr_fmt_int(count, (long long)in->n);
     store_resp_len(&head, '*', 5 + in->argc);
     store_resp_arg(&head, "EVALSHA", 7);
     store_resp_arg(&head, intake_script.sha1, 40);
     store_resp_arg(&head, "1", 1);
     store_resp_arg(&head, STORE_KEY_STREAM, sizeof STORE_KEY_STREAM - 1);
-    store_resp_arg(&head, count, (size_t)count_len);
+    store_resp_arg(&head, count, count_len);
     if (head.len > HEAD_ROOM)
         abort(); /* at most ~110 bytes: 64 requests cannot have 10^8 arguments */
     char *start = in->cmd.data + HEAD_ROOM - head.len;
@@ -441,9 +441,9 @@ int intake_submit(intake_t *in, const intake_rec_t *rec, intake_cb cb, void *dat
 {
     if (!intake_ready(in))
         return UV_ENOTCONN;
-    char ttl[24], retention[24];
-    snprintf(ttl, sizeof ttl, "%ld", rec->idem_ttl_s);
-    snprintf(retention, sizeof retention, "%ld", rec->retention_s);
+    char ttl[CR_INT_LEN], retention[CR_INT_LEN];
+    cr_fmt_int(ttl, rec->idem_ttl_s);
+    cr_fmt_int(retention, rec->retention_s);
     const char *v[] = {
         rec->saga_id,
         rec->saga_type,
@@ -471,10 +471,10 @@ int intake_submit(intake_t *in, const intake_rec_t *rec, intake_cb cb, void *dat
         flush(in);
 
     char key[96]; /* the saga and order ids are ours: 24 hex digits */
-    snprintf(key, sizeof key, STORE_KEY_PREFIX "saga:%s", rec->saga_id);
+    cr_cat(key, sizeof key, STORE_KEY_SAGA_PRE, rec->saga_id, NULL);
     add_hset(in, key, rec->fields, rec->n_fields, "response", rec->response);
     if (rec->n_order_fields > 0) {
-        snprintf(key, sizeof key, STORE_KEY_PREFIX "order:%s", rec->order_id);
+        cr_cat(key, sizeof key, STORE_KEY_ORDER_PRE, rec->order_id, NULL);
         add_hset(in, key, rec->order_fields, rec->n_order_fields, NULL, NULL);
     }
     for (size_t i = 0; i < CR_ARRAY_SIZE(v); i++)

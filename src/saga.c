@@ -66,11 +66,11 @@ static const cfg_tenant_t *tenant(const saga_run_t *run, const char *name)
     return cfg_tenant_find(run->cfg, name, strlen(name));
 }
 
-static void now_strings(char iso[TIME_ISO_LEN], char ms[24])
+static void now_strings(char iso[TIME_ISO_LEN], char ms[CR_INT_LEN])
 {
     int64_t now = time_now_ms();
     time_format_iso(now, iso);
-    snprintf(ms, 24, "%lld", (long long)now);
+    cr_fmt_int(ms, now);
 }
 
 /* ---------------------------------------------------------------- commit */
@@ -87,7 +87,7 @@ typedef struct commit_op {
      * one script call (on_commit) */
     const char *mode; /* static strings only */
     char saga_key[96], hist_key[96], log_key[96];
-    char now_ms[24], mode_arg[24], epoch[24];
+    char now_ms[CR_INT_LEN], mode_arg[CR_INT_LEN], epoch[CR_INT_LEN];
     char *order_hist;          /* the order's status-history entry, or NULL */
     json_t *hist, *logs;       /* arrays of JSON texts, or NULL */
     json_t *ofields, *sfields; /* objects of strings; ofields may be NULL */
@@ -140,12 +140,12 @@ static void format_push(buf_t *b, const char *key, const json_t *entries)
  * inline, or else left to the RPUSHes ahead of it. */
 static void format_commit(buf_t *b, const commit_op_t *op, bool inline_entries)
 {
-    char nh[16], nl[16], nord[16], order_keep[24];
+    char nh[CR_INT_LEN], nl[CR_INT_LEN], nord[CR_INT_LEN], order_keep[CR_INT_LEN];
     size_t n_hist = json_array_size(op->hist), n_logs = json_array_size(op->logs);
-    snprintf(nh, sizeof nh, "%zu", n_hist);
-    snprintf(nl, sizeof nl, "%zu", n_logs);
-    snprintf(nord, sizeof nord, "%zu", 2 * json_object_size(op->ofields));
-    snprintf(order_keep, sizeof order_keep, "%ld", op->run->cfg->order_retention_s);
+    cr_fmt_int(nh, (long long)n_hist);
+    cr_fmt_int(nl, (long long)n_logs);
+    cr_fmt_int(nord, 2 * (long long)json_object_size(op->ofields));
+    cr_fmt_int(order_keep, op->run->cfg->order_retention_s);
     const char *fixed[] = {"EVALSHA",
                            saga_lua_commit.sha1,
                            "4",
@@ -408,7 +408,7 @@ static void held_add(json_t **list, const char *entry)
 
 static void commit(saga_run_t *run, commit_args_t *a)
 {
-    char iso[TIME_ISO_LEN], ms[24];
+    char iso[TIME_ISO_LEN], ms[CR_INT_LEN];
     now_strings(iso, ms);
     /* Messages often quote partner text cut to a buffer's size, possibly mid-character: make
      * them valid UTF-8 once, here, or jansson would refuse every JSON value built from them. */
@@ -478,12 +478,13 @@ static void commit(saga_run_t *run, commit_args_t *a)
     op->ofields = ofields;
     op->sfields = sfields;
     op->order_hist = sh_s;
-    snprintf(op->saga_key, sizeof op->saga_key, STORE_KEY_SAGA_FMT, run->saga_id);
-    snprintf(op->hist_key, sizeof op->hist_key, STORE_KEY_SAGA_HIST_FMT, run->saga_id);
-    snprintf(op->log_key, sizeof op->log_key, STORE_KEY_ORDER_LOG_FMT, sf(run, "order_id"));
-    snprintf(op->now_ms, sizeof op->now_ms, "%s", ms);
-    snprintf(op->mode_arg, sizeof op->mode_arg, "%lld", a->mode_arg);
-    snprintf(op->epoch, sizeof op->epoch, "%lld", run->epoch);
+    cr_cat(op->saga_key, sizeof op->saga_key, STORE_KEY_SAGA_PRE, run->saga_id, NULL);
+    cr_cat(op->hist_key, sizeof op->hist_key, STORE_KEY_SAGA_PRE, run->saga_id, STORE_KEY_HIST_SUF);
+    cr_cat(op->log_key, sizeof op->log_key, STORE_KEY_ORDER_PRE, sf(run, "order_id"),
+           STORE_KEY_LOG_SUF);
+    cr_cat(op->now_ms, sizeof op->now_ms, ms, NULL, NULL);
+    cr_fmt_int(op->mode_arg, a->mode_arg);
+    cr_fmt_int(op->epoch, run->epoch);
     buf_free(&clean);
     if (send_commit(op, false) != 0) {
         commit_op_free(op);
@@ -699,7 +700,7 @@ static void stage_origin(saga_run_t *run)
                    NULL);
             return;
         }
-        char iso[TIME_ISO_LEN], ms[24];
+        char iso[TIME_ISO_LEN], ms[CR_INT_LEN];
         now_strings(iso, ms);
         const char *argv[] = {STORE_KEY_STREAM, of(run, "order_id"), iso};
         if (store_evalsha(saga_engine_store(run->engine), &saga_lua_accept, 1, 3, argv, NULL,
@@ -780,9 +781,13 @@ static void stage_master(saga_run_t *run)
         {
             json_t *ml = json_object();
             json_array_append_new(lines, ml);
+            char idx[CR_INT_LEN];
+            cr_fmt_int(idx, (long long)i);
             for (int t = 0; t < 3 && ok; t++) {
-                char path[64];
-                snprintf(path, sizeof path, "lines[%zu].%s", i, ref_types[t]);
+                char path[64]; /* lines[<i>].<type> */
+                cr_cat(path, sizeof path, "lines[", idx, "].");
+                size_t pl = strlen(path);
+                cr_cat(path + pl, sizeof path - pl, ref_types[t], NULL, NULL);
                 json_t *m = map_own(run, path, json_object_get(line, ref_types[t]), &ref_types[t],
                                     1, msg, sizeof msg);
                 ok = m != NULL;
@@ -979,7 +984,7 @@ static void stage_destination(saga_run_t *run)
 
     /* Order effects take place here, with the transition: per-order order makes them apply in
      * intake order, and the outbound request is stored with them. */
-    char iso[TIME_ISO_LEN], ms[24];
+    char iso[TIME_ISO_LEN], ms[CR_INT_LEN];
     now_strings(iso, ms);
     json_t *order_fields = json_object();
     json_t *status_hist = NULL;
@@ -1121,8 +1126,8 @@ static void on_delivered(const outhttp_response_t *resp, void *data)
                             "elapsed_ms", (json_int_t)resp->elapsed_ms);
     }
     int attempts = atoi(sf(run, "attempts")) + 1;
-    char attempts_s[16];
-    snprintf(attempts_s, sizeof attempts_s, "%d", attempts);
+    char attempts_s[CR_INT_LEN];
+    cr_fmt_int(attempts_s, attempts);
     json_object_set_new(run->saga, "attempts", json_string(attempts_s));
     const char *status = oc == DEST_DONE ? (strcmp(action_of(run), "cancel") == 0 ? "canceled"
                                                                                 : "synced")
@@ -1130,7 +1135,7 @@ static void on_delivered(const outhttp_response_t *resp, void *data)
                          : oc == DEST_ERROR    ? "error"
                                                : "destination_mapped";
     char title[64];
-    snprintf(title, sizeof title, "Delivery attempt %d", attempts);
+    cr_cat(title, sizeof title, "Delivery attempt ", attempts_s, NULL);
     bool again = oc == DEST_RETRY && attempts < run->cfg->saga_max_attempts;
     char *log = run_log(run, title, oc == DEST_RETRY && !again ? "error" : status, msg, at->sent,
                         inbound, NULL, NULL);

@@ -339,24 +339,24 @@ static void begin_entry(saga_engine_t *e, const char *entry_id, const char *saga
     }
     saga_run_t *run = cr_calloc(1, sizeof *run);
     run->engine = e;
-    snprintf(run->saga_id, sizeof run->saga_id, "%s", saga_id);
-    snprintf(run->entry_id, sizeof run->entry_id, "%s", entry_id);
+    cr_cat(run->saga_id, sizeof run->saga_id, saga_id, NULL, NULL);
+    cr_cat(run->entry_id, sizeof run->entry_id, entry_id, NULL, NULL);
     run->next = e->runs.next;
     run->prev = &e->runs;
     e->runs.next->prev = run;
     e->runs.next = run;
     e->running++;
 
-    char saga_key[96], now[24], iso[TIME_ISO_LEN], claims[16], retention[24], suspect[16],
-        order_keep[24];
-    snprintf(saga_key, sizeof saga_key, STORE_KEY_SAGA_FMT, saga_id);
+    char saga_key[96], now[CR_INT_LEN], iso[TIME_ISO_LEN], claims[CR_INT_LEN],
+        retention[CR_INT_LEN], suspect[CR_INT_LEN], order_keep[CR_INT_LEN];
+    cr_cat(saga_key, sizeof saga_key, STORE_KEY_SAGA_PRE, saga_id, NULL);
     int64_t now_ms = time_now_ms();
-    snprintf(now, sizeof now, "%lld", (long long)now_ms);
+    cr_fmt_int(now, now_ms);
     time_format_iso(now_ms, iso);
-    snprintf(claims, sizeof claims, "%d", (*e->cfgp)->saga_max_claims);
-    snprintf(retention, sizeof retention, "%ld", (*e->cfgp)->saga_retention_s);
-    snprintf(suspect, sizeof suspect, "%d", SUSPECT_CLAIMS);
-    snprintf(order_keep, sizeof order_keep, "%ld", (*e->cfgp)->order_retention_s);
+    cr_fmt_int(claims, (*e->cfgp)->saga_max_claims);
+    cr_fmt_int(retention, (*e->cfgp)->saga_retention_s);
+    cr_fmt_int(suspect, SUSPECT_CLAIMS);
+    cr_fmt_int(order_keep, (*e->cfgp)->order_retention_s);
     const char *argv[] = {saga_key, STORE_KEY_STREAM, saga_id, e->consumer, entry_id, now,
                           claimed ? "1" : "0", claims, iso, retention, suspect, order_keep};
     /* Both on one connection, so the HGETALL runs after the script and sees what it wrote. */

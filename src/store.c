@@ -460,8 +460,8 @@ int store_evalsha(store_t *s, const store_script_t *script, int numkeys, int arg
 {
     if (s->state != ST_READY || s->ac == NULL)
         return UV_ENOTCONN;
-    char nk[16];
-    int nkl = snprintf(nk, sizeof nk, "%d", numkeys);
+    char nk[CR_INT_LEN];
+    size_t nkl = cr_fmt_int(nk, numkeys);
     const char *pre[] = {"EVALSHA", script->sha1, nk};
     const size_t prelen[] = {7, 40, (size_t)nkl};
     return send_parts(s, 3, pre, prelen, argc, argv, argvlen, cb, data, false);

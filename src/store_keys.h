@@ -72,15 +72,20 @@
 #define STORE_TAG "{cr}"
 #define STORE_KEY_STREAM "cr:" STORE_TAG ":sagas"
 #define STORE_STREAM_GROUP "workers"
-#define STORE_KEY_SAGA_FMT "cr:" STORE_TAG ":saga:%s"
-#define STORE_KEY_SAGA_HIST_FMT "cr:" STORE_TAG ":saga:%s:hist"
+/* Lua-side prefix of every key; scripts append "order:<id>", "ordernum:<t>:<n>", ... */
+#define STORE_KEY_PREFIX "cr:" STORE_TAG ":"
+/* A saga's and an order's keys are these, the id, then the suffix if any (cr_cat) */
+#define STORE_KEY_SAGA_PRE STORE_KEY_PREFIX "saga:"
+#define STORE_KEY_ORDER_PRE STORE_KEY_PREFIX "order:"
+#define STORE_KEY_HIST_SUF ":hist"
+#define STORE_KEY_LOG_SUF ":log"
+#define STORE_KEY_SAGA_FMT STORE_KEY_SAGA_PRE "%s"
+#define STORE_KEY_SAGA_HIST_FMT STORE_KEY_SAGA_PRE "%s" STORE_KEY_HIST_SUF
 #define STORE_KEY_IDEM_FMT "cr:" STORE_TAG ":idem:%s:%s"
 #define STORE_KEY_ACTIVE "cr:" STORE_TAG ":active"
 #define STORE_KEY_DELAYED "cr:" STORE_TAG ":delayed"
-#define STORE_KEY_ORDER_FMT "cr:" STORE_TAG ":order:%s"
-#define STORE_KEY_ORDER_LOG_FMT "cr:" STORE_TAG ":order:%s:log"
+#define STORE_KEY_ORDER_FMT STORE_KEY_ORDER_PRE "%s"
+#define STORE_KEY_ORDER_LOG_FMT STORE_KEY_ORDER_PRE "%s" STORE_KEY_LOG_SUF
 #define STORE_KEY_ORDER_STATUS_FMT "cr:" STORE_TAG ":order:%s:status"
-/* Lua-side prefix of every key; scripts append "order:<id>", "ordernum:<t>:<n>", ... */
-#define STORE_KEY_PREFIX "cr:" STORE_TAG ":"
 
 #endif
