@@ -1026,11 +1026,12 @@ profile_redis_md() { # callgrind dump, sagas
   for which in inclusive self; do
     echo "| Redis function ($which) | instructions per saga | % |"
     echo "|---|---:|---:|"
-    awk -v n="$n" '/^ *[0-9,]+ +\( *[0-9.]+%\) +[^ ]+:[a-zA-Z_0(]/ {
+    awk -v n="$n" -v w="$which" '/^ *[0-9,]+ +\( *[0-9.]+%\) +[^ ]+:[a-zA-Z_0(]/ {
         c = $1; gsub(",", "", c)
         match($0, /\( *[0-9.]+%\)/); pct = substr($0, RSTART + 1, RLENGTH - 2); gsub(/ /, "", pct)
         f = $(NF - 1); sub(/^.*:/, "", f); o = $NF; gsub(/^\[.*\/|\]$/, "", o)
-        if (f ~ /^(main|\(below main\)|__libc_start_main.*|0x0*1ab70)$/ || seen[f]++) next
+        if (f ~ /^(main|main\)|__libc_start_main.*|0x0*1ab70)$/ || seen[f]++) next # the start-up frames
+        if (f ~ /^0x/ && w == "inclusive") next # unnamed frames: the event loop, Lua inside
         if (f ~ /^0x/) f = f " (" o ", no symbol)"
         printf "| `%s` | %d | %s |\n", f, c / n, pct; if (++k == 20) exit }' "$RAW/redis-$which.txt"
     echo
