@@ -323,8 +323,6 @@ static void wait_readers(int n)
         fail_msg("%d stream readers after 10 s, want %d", readers, n);
 }
 
-/* A killed gateway leaves no exit status to check: its log must at least hold no sanitizer
- * report (harness_gw_stop checks the same for the ones stopped with SIGTERM). */
 /* Every order's log holds each of its sagas' entries once: no two with the same saga and title
  * (a stale run's commit that was fenced takes its pushed entries back), and one terminal entry
  * per saga. */
@@ -365,6 +363,8 @@ static void expect_logs_once(const batch_t *b)
     redisFree(c);
 }
 
+/* A killed gateway leaves no exit status to check: its log must at least hold no sanitizer
+ * report (harness_gw_stop checks the same for the ones stopped with SIGTERM). */
 static void kill_checked(harness_gw_t *g)
 {
     char path[sizeof g->log_path];
