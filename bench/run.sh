@@ -1040,8 +1040,8 @@ profile_redis_md() { # callgrind dump, sagas
 
 # The gateway under valgrind --tool=callgrind: PROFILE_SAGAS creates sent open loop, each saga
 # followed to "synced" (destination 0 ms), counted from the gateway being ready to the last
-# saga synced. Instructions hardly depend on the machine's load (within 1 %), so two binaries
-# compare to the per cent (GW_BIN=old bench/run.sh profile, then the new one).
+# saga synced. Instructions hardly depend on the machine's load (within 1-2 %), so two binaries
+# compare to a few per cent (GW_BIN=old bench/run.sh profile and the new one, alternately).
 sub_profile() {
   if ! command -v callgrind_annotate >/dev/null; then
     local sudo=
