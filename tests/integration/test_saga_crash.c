@@ -5,7 +5,8 @@
  *     entries have been idle for claim_idle_ms;
  *   - killed while retries wait out their delay, the restarted gateway wakes and finishes them;
  *   - paused (SIGSTOP) past its claim and woken again, a gateway's stale runs are fenced;
- *   - the scripts flushed from Redis mid-delivery, the failed commit leaves no entries behind.
+ *   - the scripts flushed from Redis mid-delivery, the failed commit leaves no entries behind;
+ *   - Redis at maxmemory mid-delivery, the saga still ends, once.
  *
  * Each scenario accepts 100 sagas (50 orders: a create, then an update_status queued behind it
  * on the same order) from acme-supply for swift-haul, whose stand-in system answers every
@@ -690,30 +691,37 @@ static int list_count(redisContext *c, const char *key, const char *needle)
  * from its stored status once a process that loaded the scripts again claims it: one ending in
  * its history, one delivery entry in its order's log.
  */
+/* A gateway started, one create accepted (order number num) and its delivery under way: the
+ * destination has the request and answers 1.5 s later; later requests are answered as usual. */
+static void start_slow_create(harness_gw_t *gw, const char *num, char sid[25], char oid[25])
+{
+    stub_reply_t slow = {.status = 200, .delay_ms = 1500};
+    stub_dest_set_default(g_swift, &slow);
+    if (harness_gw_start(gw, "gateway.json", g_redis.port, g_overrides) != 0)
+        fail_msg("gateway did not start");
+    assert_true(harness_gw_wait_ready(gw, 200, 10000));
+    size_t from = stub_dest_count(g_swift);
+    char *body = harness_fmt(
+        "{\"order_number\":\"%s\",\"lines\":[{\"product\":{\"source_id\":\"ULSD\"},"
+        "\"terminal\":{\"source_id\":\"HOU-T1\"},\"site\":{\"source_id\":\"ATX-S12\"},"
+        "\"quantity\":10,\"uom\":\"gal\"}],\"requested_delivery\":\"2026-05-12T08:00:00.000Z\"}",
+        num);
+    submit(gw->port, "create", body, sid, oid);
+    free(body);
+    assert_true(stub_dest_wait(g_swift, from + 1, 10000));
+    stub_reply_t fast = {.status = 200, .delay_ms = STUB_DELAY_MS};
+    stub_dest_set_default(g_swift, &fast);
+}
+
 static void test_script_flushed_mid_delivery(void **state)
 {
     (void)state;
-    stub_reply_t slow = {.status = 200, .delay_ms = 1500};
-    stub_dest_set_default(g_swift, &slow);
     harness_gw_t gw;
-    if (harness_gw_start(&gw, "gateway.json", g_redis.port, g_overrides) != 0)
-        fail_msg("gateway did not start");
-    assert_true(harness_gw_wait_ready(&gw, 200, 10000));
-    size_t from = stub_dest_count(g_swift);
     char sid[25], oid[25];
-    submit(gw.port, "create",
-           "{\"order_number\":\"SF-1\",\"lines\":[{\"product\":{\"source_id\":\"ULSD\"},"
-           "\"terminal\":{\"source_id\":\"HOU-T1\"},\"site\":{\"source_id\":\"ATX-S12\"},"
-           "\"quantity\":10,\"uom\":\"gal\"}],"
-           "\"requested_delivery\":\"2026-05-12T08:00:00.000Z\"}",
-           sid, oid);
-    /* the request has reached the destination, which answers 1.5 s later */
-    assert_true(stub_dest_wait(g_swift, from + 1, 10000));
+    start_slow_create(&gw, "SF-1", sid, oid);
     redisContext *c = harness_redis_connect(&g_redis);
     assert_non_null(c);
     freeReplyObject(redisCommand(c, "SCRIPT FLUSH"));
-    stub_reply_t fast = {.status = 200, .delay_ms = STUB_DELAY_MS};
-    stub_dest_set_default(g_swift, &fast);
 
     long long end = harness_now_ms() + 10000;
     while (log_count(&gw, "saga commit failed") == 0 && harness_now_ms() < end)
@@ -754,6 +762,51 @@ static void test_script_flushed_mid_delivery(void **state)
     assert_int_equal(list_count(c, log, "Delivery attempt"), 1);
     assert_int_equal(list_count(c, log, "Order mapped"), 3);
     redisFree(c);
+    stop_ok(&gw);
+}
+
+/*
+ * Redis at maxmemory (noeviction) while a delivery is under way: Redis refuses every command
+ * queued in a transaction, so the commit that ends the saga goes again as one script call with
+ * its entries inline, which Redis lets write (its first write, the status index's ZREM, frees
+ * memory). The saga ends synced while Redis is still full, delivered once, each entry once.
+ */
+static void test_commit_at_maxmemory(void **state)
+{
+    (void)state;
+    harness_gw_t gw;
+    char sid[25], oid[25];
+    start_slow_create(&gw, "MM-1", sid, oid);
+    size_t delivered = stub_dest_count(g_swift);
+    redisContext *c = harness_redis_connect(&g_redis);
+    assert_non_null(c);
+    freeReplyObject(redisCommand(c, "CONFIG SET maxmemory-policy noeviction"));
+    freeReplyObject(redisCommand(c, "CONFIG SET maxmemory 1"));
+    /* still full: the destination answers within 1.5 s */
+    char status[32] = "";
+    long long end = harness_now_ms() + 5000;
+    while (strcmp(status, "synced") != 0 && harness_now_ms() < end) {
+        harness_sleep_ms(50);
+        redisReply *r = redisCommand(c, "HGET cr:{cr}:saga:%s status", sid);
+        assert_non_null(r);
+        snprintf(status, sizeof status, "%s", r->type == REDIS_REPLY_STRING ? r->str : "");
+        freeReplyObject(r);
+    }
+    char hist[96], log[96];
+    snprintf(hist, sizeof hist, "cr:{cr}:saga:%s:hist", sid);
+    snprintf(log, sizeof log, "cr:{cr}:order:%s:log", oid);
+    int synced_hist = list_count(c, hist, "\"synced\""),
+        attempts = list_count(c, log, "Delivery attempt");
+    freeReplyObject(redisCommand(c, "CONFIG SET maxmemory 0"));
+    assert_string_equal(status, "synced");
+    assert_int_equal(synced_hist, 1);
+    assert_int_equal(attempts, 1);
+    assert_int_equal(list_count(c, log, "Order mapped"), 3);
+    redisFree(c);
+    expect_one_ending(gw.port, sid, "synced");
+    /* nothing claimed it again and delivered a second time */
+    harness_sleep_ms(2500);
+    assert_int_equal(stub_dest_count(g_swift), delivered);
     stop_ok(&gw);
 }
 
@@ -826,6 +879,7 @@ int main(void)
         cmocka_unit_test(test_restart_with_retries_parked),
         cmocka_unit_test(test_paused_owner_fenced),
         cmocka_unit_test(test_script_flushed_mid_delivery),
+        cmocka_unit_test(test_commit_at_maxmemory),
     };
     return cmocka_run_group_tests_name("saga_crash", tests, group_setup, group_teardown) != 0;
 }
