@@ -463,7 +463,7 @@ int store_evalsha(store_t *s, const store_script_t *script, int numkeys, int arg
     char nk[CR_INT_LEN];
     size_t nkl = cr_fmt_int(nk, numkeys);
     const char *pre[] = {"EVALSHA", script->sha1, nk};
-    const size_t prelen[] = {7, 40, (size_t)nkl};
+    const size_t prelen[] = {7, 40, nkl};
     return send_parts(s, 3, pre, prelen, argc, argv, argvlen, cb, data, false);
 }
 
