@@ -32,7 +32,7 @@ KNOBS="QUICK DURATION REPS CONNS MIXES FSYNCS HEALTH_CONNS REFA_PASS BODY_BYTES 
   REDIS_CPU REWRITE_CPU DEST_CPU GW_LOG_LEVEL BENCH_PORT_BASE GW_BIN SKIP_BUILD SAGA_FSYNC SAGA_CONNS SAGA_DURATION
   DEST_DELAY_MS E2E_RATE E2E_DURATION OPENLOOP_CONNS LAT_MIX IDLE_CONNS SCALE_PROCS SCALE_MIX SCALE_CONNS
   SCALE_FSYNC SCALE_GW_CPUS STORED_CASES STORED_CONNS STORED_FSYNC FLOOD_CONNS FLOOD_RATE PROFILE_SAGAS
-  PROFILE_RATE PROFILE_REDIS"
+  PROFILE_RATE PROFILE_REDIS GW_API"
 COMMAND_LINE="$(for v in $KNOBS; do if [ -n "${!v:-}" ]; then printf '%s=%q ' "$v" "${!v}"; fi; done)bench/run.sh $*"
 
 # ---------------------------------------------------------------- knobs
@@ -95,6 +95,8 @@ FLOOD_RATE=${FLOOD_RATE:-50}                 # valid creates per second alongsid
 PROFILE_SAGAS=${PROFILE_SAGAS:-500}          # create sagas, intake to synced
 PROFILE_RATE=${PROFILE_RATE:-50}             # per second (the gateway runs ~50x slower under valgrind)
 PROFILE_REDIS=${PROFILE_REDIS:-1}            # 1: Redis under callgrind too, in the same run
+GW_API=${GW_API:-0}                          # 1: intake also measures the gateway with saga.workers
+                                             #    false (server "gwapi": the intake path alone)
 
 GW_PORT=$PORT_BASE
 REFA_PORT=$((PORT_BASE + 1))
@@ -200,13 +202,17 @@ build() {
 }
 
 make_config() { # max_connections -> $CONFIG (demo.json, connector URLs -> the loopback dest)
-  CONFIG="$WORK/config.json"
+  CONFIG="$WORK/config.json"          # and $CONFIG_API: the same with saga.workers false
   sed -e "s#\"url\": *\"http://127\.0\.0\.1:[0-9]*\"#\"url\": \"http://127.0.0.1:$DEST_PORT\"#g" \
       -e "s#\"max_connections\": *[0-9]*#\"max_connections\": $1#" \
       "$ROOT/config/demo.json" >"$CONFIG"
   [ "$(grep -c "\"http://127.0.0.1:$DEST_PORT\"" "$CONFIG")" -ge 2 ] ||
     die "could not point the demo config's connector URLs at the destination"
   "$GW_BIN" check-config --config "$CONFIG" >/dev/null || die "bench config refused"
+  CONFIG_API="$WORK/config-api.json"
+  sed -e 's#"saga": *{#"saga": {"workers": false, #' "$CONFIG" >"$CONFIG_API"
+  grep -q '"workers": false' "$CONFIG_API" || die "could not turn the saga workers off in the config"
+  "$GW_BIN" check-config --config "$CONFIG_API" >/dev/null || die "bench config (workers off) refused"
 }
 
 # ---------------------------------------------------------------- servers
@@ -237,14 +243,14 @@ rcli() { redis-cli -p "$REDIS_PORT" "$@"; }
 aof_rewrites() { rcli INFO persistence | sed -n 's/^aof_rewrites:\([0-9]*\).*/\1/p'; }
 
 GW_PIDS=()
-start_gateways() { # n [cpus]
-  local n=$1 cpus=${2:-$SRV_CPU} i
+start_gateways() { # n [cpus [config]]
+  local n=$1 cpus=${2:-$SRV_CPU} config=${3:-$CONFIG} i
   GW_PIDS=()
   for ((i = 0; i < n; i++)); do
     CROSSROADS_LISTEN="127.0.0.1:$GW_PORT" CROSSROADS_REDIS_URL="redis://127.0.0.1:$REDIS_PORT/0" \
     CROSSROADS_LOG_LEVEL="$GW_LOG_LEVEL" ACME_WEBHOOK_SECRET=bench-acme-secret \
     SWIFT_WEBHOOK_SECRET=bench-swift-secret \
-      taskset -c "$cpus" "$GW_BIN" serve --config "$CONFIG" >>"$RAW/gateway.log" 2>&1 &
+      taskset -c "$cpus" "$GW_BIN" serve --config "$config" >>"$RAW/gateway.log" 2>&1 &
     GW_PIDS+=($!)
     track $!
   done
@@ -406,15 +412,16 @@ measure_intake() {
   done
 }
 
-# one measurement: server (gw|refa|refb) fsync mix conns rep section -> a row in $ROWS
+# one measurement: server (gw|gwapi|refa|refb) fsync mix conns rep section -> a row in $ROWS
+# (gwapi: the gateway with saga.workers false, the intake path alone)
 measure_intake_once() {
   local server=$1 fsync=$2 mix=$3 conns=$4 rep=$5 section=$6
   local tag="$RUN_ID-$section-$fsync-$mix-$conns-$server-$rep" url pids=() script=$mix
   [ "$mix" = healthz ] && script=healthz
   case $server in
-    gw)
+    gw|gwapi)
       start_redis "$fsync"
-      start_gateways 1
+      if [ "$server" = gw ]; then start_gateways 1; else start_gateways 1 "$SRV_CPU" "$CONFIG_API"; fi
       pids=("${GW_PIDS[@]}")
       url="http://127.0.0.1:$GW_PORT/" ;;
     refb)
@@ -442,7 +449,7 @@ measure_intake_once() {
   ok=$(kv ok); sent=$(kv sent); req=$(kv requests)
   if [ "$mix" != healthz ]; then
     case $server in
-      gw) stored=$(saga_count) ;;
+      gw|gwapi) stored=$(saga_count) ;;
       refb) stored=$(rcli XLEN 'bench:{ref}:sagas') ;;
     esac
     if [ "$stored" != - ]; then
@@ -452,7 +459,7 @@ measure_intake_once() {
     fi
   fi
   case $server in
-    gw) stop_gateways; stop_redis ;;
+    gw|gwapi) stop_gateways; stop_redis ;;
     refb) stop_pid "$SRV_PID" 10; SRV_PID=; stop_redis ;;
     refa) stop_pid "$SRV_PID" 10; SRV_PID= ;;
   esac
@@ -482,7 +489,8 @@ sub_intake() {
   first_fsync=$REFA_PASS
   local total=0
   for fsync in $FSYNCS; do for mix in $MIXES; do for conns in $CONNS; do
-    if [ "$fsync" = "$first_fsync" ]; then total=$((total + 3 * REPS)); else total=$((total + 2 * REPS)); fi
+    total=$((total + (2 + GW_API) * REPS))
+    [ "$fsync" = "$first_fsync" ] && total=$((total + REPS))
   done; done; done
   log "intake: $total runs of ${DURATION}s (+ /healthz); fsync {$FSYNCS}, mixes {$MIXES}, conns {$CONNS}, $REPS rep(s)"
   for fsync in $FSYNCS; do
@@ -490,7 +498,7 @@ sub_intake() {
       for conns in $CONNS; do
         for ((rep = 1; rep <= REPS; rep++)); do
           # ref (a) has no Redis: measured once, with the first fsync variant's pass
-          for server in gw refb $([ "$fsync" = "$first_fsync" ] && echo refa); do
+          for server in gw $([ "$GW_API" = 1 ] && echo gwapi) refb $([ "$fsync" = "$first_fsync" ] && echo refa); do
             measure_intake "$server" "$fsync" "$mix" "$conns" "$rep" intake
           done
         done

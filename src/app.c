@@ -169,8 +169,11 @@ static void reload_done(uv_work_t *w, int status)
         cfg_unref(rw->cfg);
     } else {
         ok = true;
-        /* The listen address and Redis URL need a restart; everything else swaps now. */
+        /* The listen address, Redis URL and saga.workers need a restart; everything else swaps
+         * now. */
         cfg_t *old = app->cfg;
+        if (app->workers != rw->cfg->saga_workers)
+            log_msg(LOG_WARN, "saga.workers changed: takes effect at the next start", NULL);
         app->cfg = rw->cfg;
         httpd_limits_t lim;
         limits_from_cfg(app->cfg, &lim);
@@ -414,7 +417,14 @@ int app_serve(const char *config_path)
         store_start(app.stage_stores[i]);
     }
     store_start(app.block_store);
-    saga_engine_start(app.engine);
+    app.workers = app.cfg->saga_workers;
+    if (app.workers)
+        saga_engine_start(app.engine);
+    else
+        log_msg(LOG_WARN,
+                "saga workers off (saga.workers false): this process stores requests; processes "
+                "with saga workers on must run them",
+                NULL);
 
     char port[16];
     snprintf(port, sizeof port, "%d", httpd_port(app.httpd));

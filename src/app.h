@@ -57,6 +57,7 @@ typedef struct app {
     uint64_t drain_deadline;
     bool draining;
     bool reloading;
+    bool workers; /* saga.workers as it was at start (a reload does not change it) */
     bool stopped;
     int exit_code;
 } app_t;

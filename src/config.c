@@ -164,6 +164,7 @@ static cfg_t *cfg_new(const char *path)
     cfg->saga_retry_max_ms = 30000;
     cfg->saga_claim_idle_ms = 30000;
     cfg->saga_max_claims = 2;
+    cfg->saga_workers = true;
     cfg->saga_drain_timeout_ms = 10000;
     cfg->saga_retention_s = 604800;
     cfg->idempotency_ttl_s = 86400;
@@ -1039,12 +1040,15 @@ static int load_saga(ld_t *ld, json_t *root, cfg_t *cfg)
     size_t mark;
     int rc;
 
+    static const char *const names[] = {"workers", NULL};
     if ((rc = get_object(ld, root, "saga", false, &obj)) != 0 || obj == NULL)
         return rc;
     mark = path_key(ld, "saga");
-    if ((rc = check_keys(ld, obj, NULL, ints, CR_ARRAY_SIZE(ints))) != 0)
+    if ((rc = check_keys(ld, obj, names, ints, CR_ARRAY_SIZE(ints))) != 0)
         return rc;
     if ((rc = load_ints(ld, obj, ints, CR_ARRAY_SIZE(ints), cfg)) != 0)
+        return rc;
+    if ((rc = get_bool(ld, obj, "workers", &cfg->saga_workers)) != 0)
         return rc;
     /*
      * Blame the member the operator wrote: raising only retry_base_ms above the default maximum

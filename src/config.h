@@ -118,6 +118,8 @@ typedef struct cfg {
     long saga_claim_idle_ms;    /* default 30000 */
     int saga_max_claims;        /* saga.max_claims: claims before a saga is stopped, default 2 */
     long saga_drain_timeout_ms; /* default 10000 */
+    bool saga_workers;          /* saga.workers: run saga workers in this process, default true
+                                   (false: it only takes requests; read at start) */
     long saga_retention_s;      /* saga.retention_s: finished sagas and logs, default 604800 */
     long idempotency_ttl_s;     /* saga.idempotency_ttl_s, default 86400 */
     long order_retention_s;     /* saga.order_retention_s: an order's data after its last saga

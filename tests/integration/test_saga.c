@@ -1101,29 +1101,45 @@ static void test_4xx_rejected(void **state)
 
 #define FIFO_N 50
 
-/* Wait until n clients are blocked reading the saga stream (each gateway keeps one
- * XREADGROUP ... BLOCK outstanding while idle; a consumer only joins the group once it gets an
- * entry, so the client list is what shows a reader before any load). */
-static void wait_readers(int n)
+/* Clients reading the saga stream: each gateway with saga workers keeps one XREADGROUP ...
+ * BLOCK outstanding while idle (a consumer only joins the group once it gets an entry, so the
+ * client list is what shows a reader before any load). */
+static int stream_readers(void)
 {
     redisContext *c = harness_redis_connect(&g_redis);
     assert_non_null(c);
-    long long end = harness_now_ms() + 10000;
+    redisReply *r = redisCommand(c, "CLIENT LIST");
+    assert_non_null(r);
     int readers = 0;
-    for (;;) {
-        redisReply *r = redisCommand(c, "CLIENT LIST");
-        assert_non_null(r);
-        readers = 0;
-        for (const char *p = r->str; p && (p = strstr(p, "cmd=xreadgroup")) != NULL; p++)
-            readers++;
-        freeReplyObject(r);
-        if (readers >= n || harness_now_ms() >= end)
-            break;
-        harness_sleep_ms(20);
-    }
+    for (const char *p = r->str; p && (p = strstr(p, "cmd=xreadgroup")) != NULL; p++)
+        readers++;
+    freeReplyObject(r);
     redisFree(c);
+    return readers;
+}
+
+/* Wait until n clients are blocked reading the saga stream. */
+static void wait_readers(int n)
+{
+    long long end = harness_now_ms() + 10000;
+    int readers;
+    while ((readers = stream_readers()) < n && harness_now_ms() < end)
+        harness_sleep_ms(20);
     if (readers < n)
         fail_msg("%d stream readers after 10 s, want %d", readers, n);
+}
+
+/* Start g with the suite's overrides and the saga fields (stolen) on top; what names it in a
+ * failure. */
+static void start_gw_saga(harness_gw_t *g, json_t *saga_fields, const char *what)
+{
+    json_t *ov = json_deep_copy(g_overrides);
+    json_object_update(json_object_get(ov, "saga"), saga_fields);
+    json_decref(saga_fields);
+    int rc = harness_gw_start(g, "gateway.json", g_redis.port, ov);
+    json_decref(ov);
+    if (rc != 0)
+        fail_msg("%s did not start", what);
 }
 
 static void test_fifo_two_gateways(void **state)
@@ -1233,6 +1249,65 @@ static void test_fifo_two_gateways(void **state)
     int st = harness_gw_stop(&gw2);
     if (st != 0)
         fail_msg("second gateway stop returned %d (want 0)", st);
+}
+
+#define API_ONLY_N 12
+
+/*
+ * saga.workers false: a process that only takes requests (one scaled apart from the workers).
+ * It stores and answers mutations like any other, reads no stream entries, and the sagas it
+ * accepted are run to the end by the process whose workers are on.
+ */
+static void test_workers_off(void **state)
+{
+    (void)state;
+    harness_gw_t api;
+    start_gw_saga(&api, json_pack("{s:b}", "workers", 0), "a gateway with saga.workers false");
+    assert_true(harness_gw_wait_ready(&api, 200, 10000));
+    /* A process with workers reads the stream within a tick (100 ms) of being ready. */
+    harness_sleep_ms(500);
+    assert_int_equal(stream_readers(), 1);
+
+    char *sids[API_ONLY_N];
+    for (int i = 0; i < API_ONLY_N; i++) {
+        char number[32];
+        snprintf(number, sizeof number, "PO-API-%02d", i);
+        char *body = create_body(number, "ULSD", "HOU-T1", "ATX-S12");
+        sids[i] = submit_on(api.port, ACME_KEY, "swift-haul", "create", body, NULL);
+        free(body);
+    }
+    for (int i = 0; i < API_ONLY_N; i++) {
+        json_t *saga = wait_saga(ACME_KEY, sids[i], SAGA_DEADLINE_MS);
+        expect_saga(saga, "synced", NULL);
+        json_decref(saga);
+    }
+    /* Every one was begun by the other process (the owner is "<host>-<pid>-<random>"), and
+     * the process without workers still does not read the stream. */
+    redisContext *c = harness_redis_connect(&g_redis);
+    assert_non_null(c);
+    char mark[32];
+    snprintf(mark, sizeof mark, "-%d-", (int)g_gw.pid);
+    for (int i = 0; i < API_ONLY_N; i++) {
+        redisReply *rep = redisCommand(c, "HGET cr:{cr}:saga:%s owner", sids[i]);
+        assert_non_null(rep);
+        if (rep->type != REDIS_REPLY_STRING || strstr(rep->str, mark) == NULL)
+            fail_msg("saga %s was run by %s, want the gateway with workers (pid %d)", sids[i],
+                     rep->type == REDIS_REPLY_STRING ? rep->str : "nobody", (int)g_gw.pid);
+        freeReplyObject(rep);
+        free(sids[i]);
+    }
+    redisFree(c);
+    assert_int_equal(stream_readers(), 1);
+
+    size_t len = 0;
+    char *log = harness_read_file(api.log_path, &len);
+    assert_non_null(log);
+    if (strstr(log, "saga workers off") == NULL)
+        fail_msg("the gateway did not say its saga workers are off: %s", log);
+    free(log);
+    int st = harness_gw_stop(&api);
+    if (st != 0)
+        fail_msg("gateway with saga.workers false: stop returned %d (want 0)", st);
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -1530,15 +1605,9 @@ static void test_orders_expire(void **state)
     const char *busy = json_string_value(json_array_get(g_orders, 0));
     freeReplyObject(redisCommand(c, "RPUSH cr:{cr}:order:%s:q held-by-test", busy));
 
-    json_t *ov = json_deep_copy(g_overrides);
-    json_t *saga = json_object_get(ov, "saga");
-    json_object_set_new(saga, "retention_s", json_integer(1));
-    json_object_set_new(saga, "order_retention_s", json_integer(2));
     harness_gw_t gw2;
-    int rc = harness_gw_start(&gw2, "gateway.json", g_redis.port, ov);
-    json_decref(ov);
-    if (rc != 0)
-        fail_msg("a gateway with order_retention_s 2 did not start");
+    start_gw_saga(&gw2, json_pack("{s:i, s:i}", "retention_s", 1, "order_retention_s", 2),
+                  "a gateway with order_retention_s 2");
     assert_true(harness_gw_wait_ready(&gw2, 200, 10000));
 
     long long end = harness_now_ms() + 15000, left;
@@ -1589,14 +1658,8 @@ static void test_orders_kept(void **state)
     (void)state;
     g_gw_up = false;
     assert_int_equal(harness_gw_stop(&g_gw), 0);
-    json_t *ov = json_deep_copy(g_overrides);
-    json_t *saga = json_object_get(ov, "saga");
-    json_object_set_new(saga, "retention_s", json_integer(1));
-    json_object_set_new(saga, "order_retention_s", json_integer(0));
-    int rc = harness_gw_start(&g_gw, "gateway.json", g_redis.port, ov);
-    json_decref(ov);
-    if (rc != 0)
-        fail_msg("a gateway with order_retention_s 0 did not start");
+    start_gw_saga(&g_gw, json_pack("{s:i, s:i}", "retention_s", 1, "order_retention_s", 0),
+                  "a gateway with order_retention_s 0");
     g_gw_up = true;
     assert_true(harness_gw_wait_ready(&g_gw, 200, 10000));
 
@@ -1732,6 +1795,7 @@ int main(void)
         cmocka_unit_test(test_timeouts),
         cmocka_unit_test(test_4xx_rejected),
         cmocka_unit_test(test_fifo_two_gateways),
+        cmocka_unit_test(test_workers_off),
         cmocka_unit_test(test_secrets_never_stored),
         cmocka_unit_test(test_accept),
         cmocka_unit_test(test_failed_store_leaves_no_trace),

@@ -160,6 +160,7 @@ static void test_defaults(void **state)
     assert_int_equal(cfg->saga_retention_s, 604800);
     assert_int_equal(cfg->idempotency_ttl_s, 86400);
     assert_int_equal(cfg->order_retention_s, 7776000);
+    assert_true(cfg->saga_workers);
 
     assert_int_equal(cfg->n_tenants, 1);
     const cfg_tenant_t *t = &cfg->tenants[0];
@@ -182,15 +183,16 @@ static void test_defaults(void **state)
 static void test_sections(void **state)
 {
     (void)state;
-    cfg_t *cfg = load_ok("{'listen':{'host':'127.0.0.1','port':9000},"
-                         "'redis':{'url':'redis://:pw@10.0.0.5:6380/3','pool':4,"
-                         "'command_timeout_ms':500},"
-                         "'limits':{'max_body_bytes':1,'max_header_bytes':2,'max_header_count':3,"
-                         "'max_request_line_bytes':4,'max_connections':5,'header_timeout_ms':6,"
-                         "'idle_timeout_ms':7,'body_timeout_ms':2147483647},"
-                         "'saga':{'max_attempts':9,'retry_base_ms':10,'retry_max_ms':10,"
-                         "'claim_idle_ms':12,'drain_timeout_ms':13,'retention_s':14,"
-                         "'idempotency_ttl_s':15,'order_retention_s':16}," TENANTS "}");
+    cfg_t *cfg =
+        load_ok("{'listen':{'host':'127.0.0.1','port':9000},"
+                "'redis':{'url':'redis://:pw@10.0.0.5:6380/3','pool':4,"
+                "'command_timeout_ms':500},"
+                "'limits':{'max_body_bytes':1,'max_header_bytes':2,'max_header_count':3,"
+                "'max_request_line_bytes':4,'max_connections':5,'header_timeout_ms':6,"
+                "'idle_timeout_ms':7,'body_timeout_ms':2147483647},"
+                "'saga':{'max_attempts':9,'retry_base_ms':10,'retry_max_ms':10,"
+                "'claim_idle_ms':12,'drain_timeout_ms':13,'retention_s':14,"
+                "'idempotency_ttl_s':15,'order_retention_s':16,'workers':false}," TENANTS "}");
 
     assert_string_equal(cfg->listen_host, "127.0.0.1");
     assert_int_equal(cfg->listen_port, 9000);
@@ -213,6 +215,7 @@ static void test_sections(void **state)
     assert_int_equal(cfg->saga_retention_s, 14);
     assert_int_equal(cfg->idempotency_ttl_s, 15);
     assert_int_equal(cfg->order_retention_s, 16);
+    assert_false(cfg->saga_workers);
     assert_int_equal(cfg->n_tenants, 2);
     cfg_unref(cfg);
 }
@@ -473,6 +476,7 @@ static void test_errors_limits_saga(void **state)
          "t.json: limits.max_body_byte: unknown field"},
         {"{" TENANTS ",'limits':[]}", "t.json: limits: expected object"},
         {"{" TENANTS ",'saga':{'retries':1}}", "t.json: saga.retries: unknown field"},
+        {"{" TENANTS ",'saga':{'workers':0}}", "t.json: saga.workers: expected boolean"},
         {"{" TENANTS ",'saga':{'retry_base_ms':500,'retry_max_ms':100}}",
          "t.json: saga.retry_max_ms: must be at least retry_base_ms (500)"},
         /* Only the base was written: the base is what is wrong. */
