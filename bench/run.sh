@@ -578,45 +578,50 @@ report_intake() {
 }
 
 # ---------------------------------------------------------------- latency (intake p99 at half the maximum rate)
+# open loop at rate on port: a row "section" of $ROWS (Redis must be the one the server uses)
+latency_row() { # section rep max rate port tag
+  local out il
+  out=$(taskset -c "$LOAD_CPU" "$B/bench_openloop" --port "$5" --rate "$4" --duration "$DURATION" \
+    --conns "$OPENLOOP_CONNS" --kind "$LAT_MIX" --tag "$6")
+  echo "$out" >>"$RAW/openloop.jsonl"
+  il=$(json_obj "$out" intake_ms)
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" "$(json_num "$out" achieved_rps)" \
+    "$(json_num "$il" p50)" "$(json_num "$il" p90)" "$(json_num "$il" p99)" "$(json_num "$il" max)" \
+    "$(json_num "$out" non2xx)" "$(json_num "$out" errors)" "$(aof_rewrites)" >>"$ROWS"
+  log "$1 #$2: open loop at $4 req/s (max $3): intake $il, AOF rewrites $(aof_rewrites)"
+}
+
+# the gateway (config $1) at half of its own maximum, then ref (b) offered the same rate
+latency_pair() { # section config rep
+  local max rate
+  start_redis "$SAGA_FSYNC"
+  start_gateways 1 "$SRV_CPU" "$2"
+  run_wrk "$LAT_MIX" "$SAGA_CONNS" "http://127.0.0.1:$GW_PORT/" "$RUN_ID-latmax-$1-$3"
+  max=$(kv rps)
+  rate=$(awk -v m="$max" 'BEGIN{printf "%d", m/2}')
+  [ "$rate" -ge 1 ] || die "no maximum rate measured"
+  stop_gateways; stop_redis
+  start_redis "$SAGA_FSYNC"
+  start_gateways 1 "$SRV_CPU" "$2"
+  latency_row "$1" "$3" "$max" "$rate" "$GW_PORT" "$RUN_ID-lat-$1-$3"
+  stop_gateways; stop_redis
+  # ref (b) offered the same rate: what one durable write per request costs here
+  start_redis "$SAGA_FSYNC"
+  start_ref b "${BODY_SIZE[$LAT_MIX]}"
+  latency_row "$1 refb" "$3" "$max" "$rate" "$REFB_PORT" "$RUN_ID-latrefb-$1-$3"
+  stop_pid "$SRV_PID" 10; SRV_PID=; stop_redis
+}
+
 sub_latency() {
   ROWS="$RAW/latency.tsv"
-  echo "section	rep	max_rps	rate	achieved	p50	p90	p99	max	non2xx	errors" >"$ROWS"
+  echo "section	rep	max_rps	rate	achieved	p50	p90	p99	max	non2xx	errors	aof_rewrites" >"$ROWS"
   [ -n "${BODY_SIZE[$LAT_MIX]:-}" ] || body_sizes
   start_dest 0
   make_config 10000
-  local rep out max rate
+  local rep
   for ((rep = 1; rep <= REPS; rep++)); do
-    start_redis "$SAGA_FSYNC"
-    start_gateways 1
-    run_wrk "$LAT_MIX" "$SAGA_CONNS" "http://127.0.0.1:$GW_PORT/" "$RUN_ID-latmax-$rep"
-    max=$(kv rps)
-    rate=$(awk -v m="$max" 'BEGIN{printf "%d", m/2}')
-    [ "$rate" -ge 1 ] || die "no maximum rate measured"
-    stop_gateways; stop_redis
-    start_redis "$SAGA_FSYNC"
-    start_gateways 1
-    out=$(taskset -c "$LOAD_CPU" "$B/bench_openloop" --port "$GW_PORT" --rate "$rate" --duration "$DURATION" \
-      --conns "$OPENLOOP_CONNS" --kind "$LAT_MIX" --tag "$RUN_ID-lat-$rep")
-    echo "$out" >>"$RAW/openloop.jsonl"
-    local il
-    il=$(json_obj "$out" intake_ms)
-    printf 'latency\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$rep" "$max" "$rate" "$(json_num "$out" achieved_rps)" \
-      "$(json_num "$il" p50)" "$(json_num "$il" p90)" "$(json_num "$il" p99)" "$(json_num "$il" max)" \
-      "$(json_num "$out" non2xx)" "$(json_num "$out" errors)" >>"$ROWS"
-    log "latency #$rep: max $max req/s; open loop at $rate req/s: intake $il"
-    stop_gateways; stop_redis
-    # ref (b) offered the same rate: what one durable write per request costs here
-    start_redis "$SAGA_FSYNC"
-    start_ref b "${BODY_SIZE[$LAT_MIX]}"
-    out=$(taskset -c "$LOAD_CPU" "$B/bench_openloop" --port "$REFB_PORT" --rate "$rate" --duration "$DURATION" \
-      --conns "$OPENLOOP_CONNS" --kind "$LAT_MIX" --tag "$RUN_ID-latrefb-$rep")
-    echo "$out" >>"$RAW/openloop.jsonl"
-    il=$(json_obj "$out" intake_ms)
-    printf 'latency refb\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$rep" "$max" "$rate" "$(json_num "$out" achieved_rps)" \
-      "$(json_num "$il" p50)" "$(json_num "$il" p90)" "$(json_num "$il" p99)" "$(json_num "$il" max)" \
-      "$(json_num "$out" non2xx)" "$(json_num "$out" errors)" >>"$ROWS"
-    log "latency #$rep: ref (b) open loop at $rate req/s: $il"
-    stop_pid "$SRV_PID" 10; SRV_PID=; stop_redis
+    latency_pair latency "$CONFIG" "$rep"
+    if [ "$GW_API" = 1 ]; then latency_pair "latency workers off" "$CONFIG_API" "$rep"; fi
   done
   stop_dest
   local md="$RAW/latency.md"
@@ -627,9 +632,10 @@ sub_latency() {
     echo "- mix $LAT_MIX, fsync $SAGA_FSYNC: maximum = wrk closed loop at $SAGA_CONNS connections for ${DURATION} s; then bench_openloop at half"
     echo "  that rate for ${DURATION} s on $OPENLOOP_CONNS keep-alive connections, latency from each request's scheduled send time."
     echo "  Row \"latency refb\": ref (b) (one MULTI/XADD/HSET/EXEC per request, same Redis set-up) offered the same rate."
+    if [ "$GW_API" = 1 ]; then echo "  Rows \"latency workers off\": the same with the gateway's saga.workers false (its own maximum), and ref (b) at that rate."; fi
     echo
     awk -F'\t' -f "$BENCH_DIR/mdtable.awk" -v group="section" \
-      -v metrics="max_rps:%.0f:range:max req/s,rate:%.0f:range:offered req/s,achieved:%.0f:range:achieved req/s,p50:%.2f:range:p50 ms,p90:%.2f:range:p90 ms,p99:%.2f:range:p99 ms,max:%.2f:max:max ms,non2xx:%d:sum:non-2xx,errors:%d:sum:errors" "$ROWS"
+      -v metrics="max_rps:%.0f:range:max req/s,rate:%.0f:range:offered req/s,achieved:%.0f:range:achieved req/s,p50:%.2f:range:p50 ms,p90:%.2f:range:p90 ms,p99:%.2f:range:p99 ms,max:%.2f:max:max ms,non2xx:%d:sum:non-2xx,errors:%d:sum:errors,aof_rewrites:%d:range:AOF rewrites" "$ROWS"
   } >"$md"
   write_section latency "$md"
   cat "$md"
