@@ -102,6 +102,15 @@ struct httpd_conn {
     size_t trailer_name_len;
 };
 
+/*
+ * Requests answered go back to a small pool with their buffers (URL, head, body, header array)
+ * and the next request takes one from it: no allocation per request once the buffers have
+ * grown to the traffic's size. Buffers larger than REQ_POOL_KEEP are freed first, so the pool
+ * holds at most REQ_POOL x a few KiB however large a request once was.
+ */
+#define REQ_POOL      64
+#define REQ_POOL_KEEP (16 * 1024)
+
 struct httpd {
     uv_loop_t *loop;
     uv_tcp_t listener;
@@ -124,6 +133,8 @@ struct httpd {
     void *observe_data;
     void (*closed_cb)(void *data);
     void *closed_data;
+    httpd_req_t *pool[REQ_POOL]; /* answered requests kept for the next, buffers and all */
+    size_t n_pool;
 };
 
 static void conn_close(httpd_conn_t *c);
@@ -263,7 +274,23 @@ static void conn_set_phase(httpd_conn_t *c, conn_phase_t phase)
 
 static httpd_req_t *req_new(httpd_conn_t *c)
 {
-    httpd_req_t *r = cr_calloc(1, sizeof *r);
+    httpd_t *h = c->h;
+    httpd_req_t *r;
+    if (h->n_pool > 0) {
+        r = h->pool[--h->n_pool];
+        buf_t url = r->url, hbuf = r->hbuf, body = r->bodybuf;
+        httpd_header_t *headers = r->headers;
+        size_t cap_headers = r->cap_headers;
+        memset(r, 0, sizeof *r);
+        r->url = url;
+        r->hbuf = hbuf;
+        r->bodybuf = body;
+        r->url.len = r->hbuf.len = r->bodybuf.len = 0;
+        r->headers = headers;
+        r->cap_headers = cap_headers;
+    } else {
+        r = cr_calloc(1, sizeof *r);
+    }
     r->conn = c;
     r->server = c->h;
     r->start_ms = uv_now(c->h->loop);
@@ -271,10 +298,24 @@ static httpd_req_t *req_new(httpd_conn_t *c)
     return r;
 }
 
+static void keep_small(buf_t *b)
+{
+    if (b->cap > REQ_POOL_KEEP)
+        buf_free(b);
+}
+
 static void req_free(httpd_req_t *r)
 {
     if (r == NULL)
         return;
+    httpd_t *h = r->server;
+    if (h != NULL && !h->closing && h->n_pool < REQ_POOL) {
+        keep_small(&r->url);
+        keep_small(&r->hbuf);
+        keep_small(&r->bodybuf);
+        h->pool[h->n_pool++] = r;
+        return;
+    }
     buf_free(&r->url);
     buf_free(&r->hbuf);
     buf_free(&r->bodybuf);
@@ -379,7 +420,11 @@ static void dispatch(httpd_conn_t *c)
     r->path_len = strlen(u);
 
     r->n_headers = c->n_hdrs;
-    r->headers = cr_calloc(c->n_hdrs ? c->n_hdrs : 1, sizeof *r->headers);
+    if (r->cap_headers < c->n_hdrs || r->headers == NULL) {
+        free(r->headers);
+        r->cap_headers = c->n_hdrs ? c->n_hdrs : 1;
+        r->headers = cr_calloc(r->cap_headers, sizeof *r->headers);
+    }
     for (size_t i = 0; i < c->n_hdrs; i++) {
         r->headers[i].name = r->hbuf.data + c->hdrs[i].name_off;
         r->headers[i].name_len = c->hdrs[i].name_len;
@@ -1475,6 +1520,11 @@ static void maybe_finish_close(httpd_t *h)
         return;
     void (*cb)(void *) = h->closed_cb;
     void *data = h->closed_data;
+    while (h->n_pool > 0) {
+        httpd_req_t *r = h->pool[--h->n_pool];
+        r->server = NULL; /* freed for good */
+        req_free(r);
+    }
     free(h);
     if (cb)
         cb(data);
