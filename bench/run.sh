@@ -32,7 +32,7 @@ KNOBS="QUICK DURATION REPS CONNS MIXES FSYNCS HEALTH_CONNS REFA_PASS BODY_BYTES 
   REDIS_CPU REWRITE_CPU DEST_CPU GW_LOG_LEVEL BENCH_PORT_BASE GW_BIN SKIP_BUILD SAGA_FSYNC SAGA_CONNS SAGA_DURATION
   DEST_DELAY_MS E2E_RATE E2E_DURATION OPENLOOP_CONNS LAT_MIX IDLE_CONNS SCALE_PROCS SCALE_MIX SCALE_CONNS
   SCALE_FSYNC SCALE_GW_CPUS STORED_CASES STORED_CONNS STORED_FSYNC FLOOD_CONNS FLOOD_RATE PROFILE_SAGAS
-  PROFILE_RATE PROFILE_REDIS GW_API"
+  PROFILE_RATE PROFILE_REDIS GW_API PROFILE_WORKERS"
 COMMAND_LINE="$(for v in $KNOBS; do if [ -n "${!v:-}" ]; then printf '%s=%q ' "$v" "${!v}"; fi; done)bench/run.sh $*"
 
 # ---------------------------------------------------------------- knobs
@@ -95,6 +95,7 @@ FLOOD_RATE=${FLOOD_RATE:-50}                 # valid creates per second alongsid
 PROFILE_SAGAS=${PROFILE_SAGAS:-500}          # create sagas, intake to synced
 PROFILE_RATE=${PROFILE_RATE:-50}             # per second (the gateway runs ~50x slower under valgrind)
 PROFILE_REDIS=${PROFILE_REDIS:-1}            # 1: Redis under callgrind too, in the same run
+PROFILE_WORKERS=${PROFILE_WORKERS:-1}        # 0: profile the intake path alone (saga.workers false)
 GW_API=${GW_API:-0}                          # 1: intake also measures the gateway with saga.workers
                                              #    false (server "gwapi": the intake path alone)
 
@@ -210,9 +211,11 @@ make_config() { # max_connections -> $CONFIG (demo.json, connector URLs -> the l
     die "could not point the demo config's connector URLs at the destination"
   "$GW_BIN" check-config --config "$CONFIG" >/dev/null || die "bench config refused"
   CONFIG_API="$WORK/config-api.json"
-  sed -e 's#"saga": *{#"saga": {"workers": false, #' "$CONFIG" >"$CONFIG_API"
-  grep -q '"workers": false' "$CONFIG_API" || die "could not turn the saga workers off in the config"
-  "$GW_BIN" check-config --config "$CONFIG_API" >/dev/null || die "bench config (workers off) refused"
+  if [ "$GW_API" = 1 ] || [ "$PROFILE_WORKERS" = 0 ]; then # (binaries before 0263694 refuse it)
+    sed -e 's#"saga": *{#"saga": {"workers": false, #' "$CONFIG" >"$CONFIG_API"
+    grep -q '"workers": false' "$CONFIG_API" || die "could not turn the saga workers off in the config"
+    "$GW_BIN" check-config --config "$CONFIG_API" >/dev/null || die "bench config (workers off) refused"
+  fi
 }
 
 # ---------------------------------------------------------------- servers
@@ -1034,11 +1037,11 @@ profile_redis_md() { # callgrind dump, sagas
   callgrind_annotate --auto=no --threshold=100 "$rout" >"$RAW/redis-self.txt"
   rtotal=$(awk '/PROGRAM TOTALS/{gsub(",", "", $1); print $1; exit}' "$RAW/redis-self.txt")
   echo
-  echo "**$(awk -v t="$rtotal" -v n="$n" 'BEGIN{printf "%d", t / n}') Redis instructions per create saga** ($rtotal in all, the same window; \`redis-server\` under callgrind beside the gateway, the same pinning)"
+  echo "**$(awk -v t="$rtotal" -v n="$n" 'BEGIN{printf "%d", t / n}') Redis instructions per ${what:-create saga}** ($rtotal in all, the same window; \`redis-server\` under callgrind beside the gateway, the same pinning)"
   echo
   local which
   for which in inclusive self; do
-    echo "| Redis function ($which) | instructions per saga | % |"
+    echo "| Redis function ($which) | instructions per ${unit:-saga} | % |"
     echo "|---|---:|---:|"
     awk -v n="$n" -v w="$which" '/^ *[0-9,]+ +\( *[0-9.]+%\) +[^ ]+:[a-zA-Z_0(]/ {
         c = $1; gsub(",", "", c)
@@ -1064,9 +1067,13 @@ sub_profile() {
     $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq valgrind >/dev/null
   fi
   command -v callgrind_annotate >/dev/null || die "valgrind (callgrind) not found: apt-get install valgrind"
-  local out="$RAW/callgrind.out" n=$PROFILE_SAGAS vp i synced rout=
+  local out="$RAW/callgrind.out" n=$PROFILE_SAGAS vp i synced rout= config what unit
   start_dest 0
   make_config 10000
+  # PROFILE_WORKERS=0: the gateway with saga.workers false, counted until the last answer: the
+  # intake path alone (the sagas stay in the stream)
+  config=$CONFIG what="create saga" unit=saga
+  [ "$PROFILE_WORKERS" = 1 ] || { config=$CONFIG_API; what="create request (intake alone, saga workers off)"; unit=request; }
   if [ "$PROFILE_REDIS" = 1 ]; then
     # %p: a forked child (an AOF rewrite) writes its own file instead of over the server's
     REDIS_WRAP=(valgrind --tool=callgrind --callgrind-out-file="$RAW/redis.callgrind.%p")
@@ -1077,7 +1084,7 @@ sub_profile() {
   CROSSROADS_LOG_LEVEL="$GW_LOG_LEVEL" ACME_WEBHOOK_SECRET=bench-acme-secret \
   SWIFT_WEBHOOK_SECRET=bench-swift-secret \
     taskset -c "$SRV_CPU" valgrind --tool=callgrind --callgrind-out-file="$out" \
-      "$GW_BIN" serve --config "$CONFIG" >>"$RAW/gateway.log" 2>&1 &
+      "$GW_BIN" serve --config "$config" >>"$RAW/gateway.log" 2>&1 &
   vp=$!
   track "$vp"
   wait_http "http://127.0.0.1:$GW_PORT/readyz" 600 || die "gateway not ready under valgrind (log: $RAW/gateway.log)"
@@ -1087,12 +1094,17 @@ sub_profile() {
   taskset -c "$LOAD_CPU" "$B/bench_openloop" --port "$GW_PORT" --rate "$PROFILE_RATE" \
     --duration "$(awk -v n="$n" -v r="$PROFILE_RATE" 'BEGIN{printf "%.3f", n / r}')" --kind create \
     >"$RAW/openloop.json" 2>>"$RAW/openloop.log" || die "bench_openloop failed"
-  for ((i = 0; i < 1200; i++)); do
-    synced=$(rcli ZCARD 'cr:{cr}:idx:status:synced')
-    [ "${synced:-0}" -ge "$n" ] && break
-    sleep 0.5
-  done
-  [ "${synced:-0}" -eq "$n" ] || die "$synced of $n sagas synced (log: $RAW/gateway.log)"
+  if [ "$PROFILE_WORKERS" = 1 ]; then
+    for ((i = 0; i < 1200; i++)); do
+      synced=$(rcli ZCARD 'cr:{cr}:idx:status:synced')
+      [ "${synced:-0}" -ge "$n" ] && break
+      sleep 0.5
+    done
+    [ "${synced:-0}" -eq "$n" ] || die "$synced of $n sagas synced (log: $RAW/gateway.log)"
+  else
+    synced=$(rcli ZCARD 'cr:{cr}:idx:status:pending')
+    [ "${synced:-0}" -eq "$n" ] || die "$synced of $n requests stored (log: $RAW/gateway.log)"
+  fi
   callgrind_control -d "$vp" >/dev/null
   for ((i = 0; i < 100; i++)); do [ -s "$out.1" ] && break; sleep 0.1; done
   if [ "$PROFILE_REDIS" = 1 ]; then
@@ -1115,12 +1127,16 @@ sub_profile() {
     echo "## The gateway and Redis under callgrind (\`bench/run.sh profile\`)"
     echo
     machine_info
-    echo "- $n creates at $PROFILE_RATE/s (bench_openloop), each saga followed to synced (webhook destination, 0 ms); callgrind counts from the gateway being ready to the last saga synced"
+    if [ "$PROFILE_WORKERS" = 1 ]; then
+      echo "- $n creates at $PROFILE_RATE/s (bench_openloop), each saga followed to synced (webhook destination, 0 ms); callgrind counts from the gateway being ready to the last saga synced"
+    else
+      echo "- $n creates at $PROFILE_RATE/s (bench_openloop) to the gateway with saga.workers false; callgrind counts from the gateway being ready to the last answer (every one stored, none run)"
+    fi
     echo "- callgrind output: \`$out.1\`; \`callgrind_annotate\` tables in the same folder"
     echo
-    echo "**$(awk -v t="$total" -v n="$n" 'BEGIN{printf "%d", t / n}') instructions per create saga** (intake, saga stages, delivery; $total in all)"
+    echo "**$(awk -v t="$total" -v n="$n" 'BEGIN{printf "%d", t / n}') instructions per $what** ($total in all)"
     echo
-    echo "| function (src/) | instructions per saga, inclusive | % |"
+    echo "| function (src/) | instructions per $unit, inclusive | % |"
     echo "|---|---:|---:|"
     awk -v n="$n" '/src\/[a-z_\/]*\.c:[a-zA-Z_]/ {
         c = $1; gsub(",", "", c)
