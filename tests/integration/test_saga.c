@@ -99,12 +99,12 @@ static bool is_terminal(const char *st)
  * HTTP to the gateway
  * ------------------------------------------------------------------------------------------- */
 
-/* method path as `key` (X-Dest-Tenant-Name dest if not NULL); fills resp. */
-static int call(int port, const char *method, const char *path, const char *key, const char *dest,
-                const char *body, harness_resp_t *resp)
+/* method path as `key` (X-Dest-Tenant-Name dest and header extra if not NULL); fills resp. */
+static int call_with(int port, const char *method, const char *path, const char *key,
+                     const char *dest, const char *extra, const char *body, harness_resp_t *resp)
 {
     char kh[128], dh[128];
-    const char *h[4];
+    const char *h[5];
     size_t n = 0;
     h[n++] = "Content-Type: application/json";
     snprintf(kh, sizeof kh, "X-API-Key: %s", key);
@@ -113,11 +113,19 @@ static int call(int port, const char *method, const char *path, const char *key,
         snprintf(dh, sizeof dh, "X-Dest-Tenant-Name: %s", dest);
         h[n++] = dh;
     }
+    if (extra)
+        h[n++] = extra;
     h[n] = NULL;
     int rc = harness_http(port, method, path, h, body, body ? strlen(body) : 0, resp);
     if (rc != 0)
         fail_msg("%s %s: no answer from the gateway on port %d", method, path, port);
     return resp->status;
+}
+
+static int call(int port, const char *method, const char *path, const char *key, const char *dest,
+                const char *body, harness_resp_t *resp)
+{
+    return call_with(port, method, path, key, dest, NULL, body, resp);
 }
 
 /* GET path as key; the parsed body (caller decrefs) when the status is want, else fails. */
@@ -1526,7 +1534,8 @@ static long long count_keys(redisContext *c, const char *pattern, const char *ty
  * saga index is made a string, so the intake script's ZADD fails after the request has joined
  * its order's queue and the stream: Redis keeps what a script wrote before an error, and the
  * failed request stayed at the head of the queue, holding every later saga of the order behind
- * a saga that does not exist.
+ * a saga that does not exist. It carries an Idempotency-Key, and no record of it is kept: the
+ * client's retry with the same key is stored as a new request, not answered as a repeat.
  */
 static void test_failed_store_leaves_no_trace(void **state)
 {
@@ -1540,11 +1549,13 @@ static void test_failed_store_leaves_no_trace(void **state)
     freeReplyObject(redisCommand(c, "SET %s not-a-sorted-set", idx));
     long long sagas = harness_saga_count(&g_redis);
     long long hists = count_keys(c, "cr:{cr}:saga:*:hist", NULL);
+    long long idems = count_keys(c, "cr:{cr}:idem:*", NULL);
 
+    static const char idem[] = "Idempotency-Key: undo-retry-1";
     char *body = acme_update(oid, "undo-1");
     harness_resp_t r;
-    int st = call(g_gw.port, "POST", "/v1/order/update_status", ACME_KEY, "swift-haul", body, &r);
-    free(body);
+    int st = call_with(g_gw.port, "POST", "/v1/order/update_status", ACME_KEY, "swift-haul", idem,
+                       body, &r);
     if (st != 503 || r.json == NULL || str_at(r.json, "detail") == NULL)
         fail_msg("a request whose store failed: %d %s, want 503 with a detail", st,
                  r.body ? r.body : "");
@@ -1552,12 +1563,27 @@ static void test_failed_store_leaves_no_trace(void **state)
     assert_int_equal(redis_int(c, "EXISTS %s", q), 0);
     assert_int_equal(harness_saga_count(&g_redis), sagas);
     assert_int_equal(count_keys(c, "cr:{cr}:saga:*:hist", NULL), hists);
+    assert_int_equal(count_keys(c, "cr:{cr}:idem:*", NULL), idems);
 
-    /* Once the index is a sorted set again, the order's next request runs to the end. */
+    /* Once the index is a sorted set again, the client's retry with the same Idempotency-Key (as
+     * a 503 tells it to) is a new request, stored and run to the end, not a repeat. */
     freeReplyObject(redisCommand(c, "DEL %s", idx));
-    body = acme_update(oid, "undo-2");
-    free(run_saga(ACME_KEY, "swift-haul", "update_status", body, "synced", NULL, NULL));
+    st = call_with(g_gw.port, "POST", "/v1/order/update_status", ACME_KEY, "swift-haul", idem, body,
+                   &r);
     free(body);
+    char replayed[16];
+    if (st != 200 || r.json == NULL || str_path(r.json, "log.saga_id") == NULL ||
+        harness_resp_header(&r, "Idempotent-Replayed", replayed, sizeof replayed))
+        fail_msg("the retry of a request whose store failed: %d %s, want 200, not replayed", st,
+                 r.body ? r.body : "");
+    char *sid = strdup(str_path(r.json, "log.saga_id"));
+    json_array_append_new(g_sagas, json_pack("[s, s]", sid, ACME_KEY));
+    harness_resp_free(&r);
+    json_t *saga = wait_saga(ACME_KEY, sid, SAGA_DEADLINE_MS);
+    expect_saga(saga, "synced", NULL);
+    json_decref(saga);
+    free(sid);
+    assert_int_equal(count_keys(c, "cr:{cr}:idem:*", NULL), idems + 1);
 
     /* An index written after the request is stored (here the tenant's) that cannot be written
      * leaves the request stored and answered 200: a 503 would have the client store it twice. */
