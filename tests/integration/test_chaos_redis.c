@@ -184,6 +184,16 @@ static void test_fig6_redis_stalled(void **state)
     chaos_cluster_event(&e->cl, "redis-pause", -1, active);
     long long t1 = t0 + 5000000;
     harness_sleep_ms(5000);
+    /* As for a Redis stop (chaos_cluster_redis_restart): the count before the pause can miss a
+     * saga begun in the moment before the pause took hold, and nothing finishes during it, so
+     * the sagas unfinished once it ends bound the in-flight ones too; the larger count counts. */
+    rc = chaos_redis(&e->cl);
+    long after = chaos_owned_active(rc, 0);
+    redisFree(rc);
+    if (after > active) {
+        e->cl.dup_bound += after - active;
+        e->cl.events[e->cl.n_events - 1].in_flight = after;
+    }
     chaos_check_t r;
     long v = chaos_env_check(e, "fig6-pause", &r, true);
     chaos_window_t w;
