@@ -10,7 +10,8 @@
  *
  * Timers: one per connection, re-armed at each phase change (idle, head, body); a request with
  * the handler has none, since its own deadline is the handler's business (the Redis command
- * timeout bounds intake).
+ * timeout bounds intake). Connections we close after an answer or for idleness close lingering
+ * (conn_linger), so a request that crosses the close is never answered with a reset.
  *
  * Fairness under overload: libuv's poll phase goes on for as long as each epoll_wait returns a
  * full batch (1,024 events), up to 48 batches, before timers and check handles run. With a
@@ -29,15 +30,24 @@
 #include "util/crypto.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <llhttp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
-typedef enum { PH_IDLE, PH_HEAD, PH_BODY, PH_BUSY, PH_WRITE } conn_phase_t;
+typedef enum { PH_IDLE, PH_HEAD, PH_BODY, PH_BUSY, PH_WRITE, PH_LINGER } conn_phase_t;
 
 #define READ_SLICE_NS (10 * 1000 * 1000ull)
+
+/* Closing (see conn_linger): how long a closing connection still reads and discards what the
+ * client sends after our FIN, and how long a draining server waits on an idle connection for a
+ * request already on its way. */
+#define LINGER_MS     500
+#define DRAIN_IDLE_MS 200
 
 /* A header field as offsets into req->hbuf (which may move while it grows). */
 typedef struct hdr_off {
@@ -67,6 +77,8 @@ struct httpd_conn {
     bool eof;
     bool close_after_write;
     bool writing;
+    bool lingering; /* our side is shut: what arrives is read and dropped until the client's EOF */
+    uv_shutdown_t shut;
 
     /* head scanner */
     bool in_head;
@@ -138,6 +150,7 @@ struct httpd {
 };
 
 static void conn_close(httpd_conn_t *c);
+static void conn_linger(httpd_conn_t *c);
 static void maybe_finish_close(httpd_t *h);
 static void conn_feed(httpd_conn_t *c, const char *data, size_t len);
 static void conn_feed_queued(httpd_conn_t *c);
@@ -223,16 +236,17 @@ static void on_conn_timer(uv_timer_t *t)
         uv_timer_start(&c->timer, on_conn_timer, c->deadline - now, 0);
         return;
     }
-    if (c->phase == PH_WRITE) {
-        conn_close(c);
-        return;
-    }
     if (c->phase == PH_HEAD || c->phase == PH_BODY) {
         /* A client that started a request and stalls (slowloris, slow POST) gets a 408. */
         conn_fail(c, 408, "Request timeout");
         return;
     }
-    conn_close(c);
+    if (c->phase == PH_IDLE) {
+        /* A request may be on its way as we give up waiting for one: see conn_linger. */
+        conn_linger(c);
+        return;
+    }
+    conn_close(c); /* PH_WRITE: the client does not read its answer; PH_LINGER: done */
 }
 
 /*
@@ -248,6 +262,8 @@ static void conn_set_phase(httpd_conn_t *c, conn_phase_t phase)
     switch (phase) {
     case PH_IDLE:
         ms = c->fresh ? c->h->lim.header_timeout_ms : c->h->lim.idle_timeout_ms;
+        if (c->h->draining && ms > DRAIN_IDLE_MS)
+            ms = DRAIN_IDLE_MS;
         break;
     case PH_HEAD:
         ms = c->h->lim.header_timeout_ms;
@@ -261,6 +277,9 @@ static void conn_set_phase(httpd_conn_t *c, conn_phase_t phase)
     case PH_WRITE:
         /* A client that never reads its answers must not hold a slot forever. */
         ms = c->h->lim.body_timeout_ms;
+        break;
+    case PH_LINGER:
+        ms = LINGER_MS;
         break;
     }
     c->deadline = uv_now(c->h->loop) + (uint64_t)ms;
@@ -471,10 +490,14 @@ static void resume_reading(httpd_conn_t *c);
 static void conn_written(httpd_conn_t *c, int status)
 {
     c->writing = false;
-    if (c->closing)
+    if (c->closing || c->lingering)
         return;
-    if (status < 0 || c->close_after_write || c->eof || c->h->draining) {
+    if (status < 0) {
         conn_close(c);
+        return;
+    }
+    if (c->close_after_write || c->eof || c->h->draining) {
+        conn_linger(c);
         return;
     }
     c->fresh = false;
@@ -1110,7 +1133,7 @@ static size_t conn_parse(httpd_conn_t *c, const char *data, size_t len)
     size_t off = 0;
     bool was_in_parse = c->in_parse;
     c->in_parse = true;
-    while (off < len && !c->closing && c->active == NULL && !c->writing) {
+    while (off < len && !c->closing && !c->lingering && c->active == NULL && !c->writing) {
         size_t n = len - off;
         bool head_ends = false;
         if (c->req == NULL) {
@@ -1193,8 +1216,8 @@ static void conn_feed_queued(httpd_conn_t *c)
     if (c->inbuf.len == c->inoff)
         return;
     size_t off = conn_parse(c, c->inbuf.data + c->inoff, c->inbuf.len - c->inoff);
-    if (c->closing)
-        return; /* conn_fail may have freed the buffer */
+    if (c->closing || c->lingering || c->close_after_write)
+        return; /* the rest is never parsed (conn_fail may have freed the buffer) */
     c->inoff += off;
     if (c->inoff == c->inbuf.len) {
         c->inbuf.len = 0;
@@ -1269,6 +1292,11 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         c->h->phase_started_ns = uv_hrtime();
     if (nread == 0)
         return;
+    if (c->lingering) {
+        if (nread < 0)
+            conn_close(c); /* the client's EOF (or an error): nothing can be reset now */
+        return;            /* sent after our FIN: dropped */
+    }
     if (nread < 0) {
         uv_read_stop(stream);
         c->reading = false;
@@ -1337,19 +1365,50 @@ static void conn_close(httpd_conn_t *c)
     uv_close((uv_handle_t *)&c->tcp, on_conn_handle_closed);
 }
 
-static void on_connection(uv_stream_t *server, int status)
+/*
+ * Close without resetting what the client may have sent meanwhile. close() on a socket with
+ * unread bytes makes the kernel send a RST, and a RST can destroy our last answer in the client's
+ * receive buffer before it is read, or hit a request the client sent on a keep-alive connection
+ * just as we gave up on it (an idle timeout, a drain). So our side is shut first (a FIN, after
+ * what is being written), whatever still arrives is read and dropped, and the socket is closed
+ * at the client's EOF or after LINGER_MS. The client sees a clean close with no answer to what
+ * it sent after our last answer, which HTTP clients retry on a new connection (RFC 9112 9.3.1).
+ */
+static void on_shutdown(uv_shutdown_t *s, int status)
 {
-    httpd_t *h = server->data;
-    if (status < 0)
+    httpd_conn_t *c = s->data;
+    if (status < 0 && !c->closing)
+        conn_close(c);
+}
+
+static void conn_linger(httpd_conn_t *c)
+{
+    if (c->closing || c->lingering)
         return;
-    httpd_conn_t *c = cr_calloc(1, sizeof *c);
-    c->h = h;
-    uv_tcp_init(h->loop, &c->tcp);
-    c->tcp.data = c;
-    if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
-        uv_close((uv_handle_t *)&c->tcp, (uv_close_cb)free);
+    if (c->eof) {
+        conn_close(c); /* the client has closed its side: nothing more can arrive */
         return;
     }
+    c->lingering = true;
+    c->shut.data = c;
+    if (uv_shutdown(&c->shut, (uv_stream_t *)&c->tcp, on_shutdown) != 0) {
+        conn_close(c);
+        return;
+    }
+    conn_set_phase(c, PH_LINGER);
+    unpause(c);
+    if (!c->reading && uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0)
+        c->reading = true;
+}
+
+static void on_unstarted_closed(uv_handle_t *handle)
+{
+    free(handle->data);
+}
+
+/* A connection accepted into c->tcp: set it up and start reading its first request. */
+static void conn_start(httpd_t *h, httpd_conn_t *c)
+{
     uv_timer_init(h->loop, &c->timer);
     c->timer.data = c;
     c->open_handles = 2;
@@ -1371,14 +1430,14 @@ static void on_connection(uv_stream_t *server, int status)
         for (httpd_conn_t *o = h->conns.prev; o != &h->conns; o = o->prev) {
             if (o != c && o->active == NULL &&
                 ((!o->writing && (o->phase == PH_IDLE || o->phase == PH_HEAD)) ||
-                 o->phase == PH_WRITE)) {
+                 o->phase == PH_WRITE || o->phase == PH_LINGER)) {
                 h->stats.evicted++;
                 conn_close(o);
                 break;
             }
         }
     }
-    if (h->stats.open_connections > h->lim.max_connections || h->draining) {
+    if (h->stats.open_connections > h->lim.max_connections) {
         static const char busy[] =
             "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
             "Retry-After: 1\r\nContent-Length: 35\r\nConnection: close\r\n\r\n"
@@ -1390,6 +1449,55 @@ static void on_connection(uv_stream_t *server, int status)
     }
     conn_set_phase(c, PH_IDLE);
     resume_reading(c);
+}
+
+static httpd_conn_t *conn_new(httpd_t *h)
+{
+    httpd_conn_t *c = cr_calloc(1, sizeof *c);
+    c->h = h;
+    uv_tcp_init(h->loop, &c->tcp);
+    c->tcp.data = c;
+    return c;
+}
+
+static void on_connection(uv_stream_t *server, int status)
+{
+    httpd_t *h = server->data;
+    if (status < 0)
+        return;
+    httpd_conn_t *c = conn_new(h);
+    if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
+        uv_close((uv_handle_t *)&c->tcp, on_unstarted_closed);
+        return;
+    }
+    conn_start(h, c);
+}
+
+/*
+ * Before the listener closes, take the connections in its accept queue: the kernel resets them
+ * when the socket closes, and their clients may already have sent a request. They are served
+ * like the others (answered with Connection: close). Called only while draining, rarely.
+ */
+static void accept_backlog(httpd_t *h)
+{
+    uv_os_fd_t lfd;
+    if (!h->listening || uv_fileno((uv_handle_t *)&h->listener, &lfd) != 0)
+        return;
+    for (;;) {
+        int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED)
+                continue;
+            return; /* EAGAIN: the queue is empty */
+        }
+        httpd_conn_t *c = conn_new(h);
+        if (uv_tcp_open(&c->tcp, fd) != 0) {
+            close(fd);
+            uv_close((uv_handle_t *)&c->tcp, on_unstarted_closed);
+            continue;
+        }
+        conn_start(h, c);
+    }
 }
 
 /* ---------------------------------------------------------------- server */
@@ -1502,14 +1610,14 @@ static void close_listener(httpd_t *h)
 void httpd_drain(httpd_t *h)
 {
     h->draining = true;
+    accept_backlog(h);
     close_listener(h);
-    /* Idle keep-alive connections go now; busy ones close after their response. */
-    httpd_conn_t *c = h->conns.next;
-    while (c != &h->conns) {
-        httpd_conn_t *next = c->next;
-        if (c->active == NULL && !c->writing && c->req == NULL)
-            conn_close(c);
-        c = next;
+    /* Busy connections close after their answer (Connection: close). Idle ones get
+     * DRAIN_IDLE_MS for a request that may be on its way (it is answered the same way), then a
+     * lingering close. */
+    for (httpd_conn_t *c = h->conns.next; c != &h->conns; c = c->next) {
+        if (c->phase == PH_IDLE && c->req == NULL && c->active == NULL && !c->writing)
+            conn_set_phase(c, PH_IDLE);
     }
 }
 

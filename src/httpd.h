@@ -131,8 +131,9 @@ void httpd_stats_get(const httpd_t *h, httpd_stats_t *out);
 typedef void (*httpd_observe_cb)(const httpd_req_t *req, int status, double seconds, void *data);
 void httpd_set_observer(httpd_t *h, httpd_observe_cb cb, void *data);
 
-/* Stop accepting new connections (drain); idle keep-alive connections are closed, busy ones
- * close after their current response. */
+/* Stop accepting new connections (drain): the connections already queued on the listener are
+ * taken first. Every connection closes after its next response (Connection: close); an idle one
+ * that gets no request within a short grace is closed without being reset. */
 void httpd_drain(httpd_t *h);
 
 /* Close the listener and every connection, then call closed_cb and free h. Requests still with

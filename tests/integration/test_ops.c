@@ -1602,6 +1602,17 @@ static void test_sigterm_drain(void **state)
     if (!stub_dest_wait(slow, 1, 10000))
         fail_msg("the delivery never reached the slow destination");
 
+    /* An idle keep-alive connection that has had one answer. */
+    static const char get_healthz[] = "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n";
+    int fd_idle = harness_raw_connect(gw.port);
+    assert_true(fd_idle >= 0);
+    harness_resp_t r;
+    bool closed = true;
+    raw_exchange(fd_idle, get_healthz, sizeof get_healthz - 1, &r, &closed);
+    assert_int_equal(r.status, 200);
+    assert_false(closed);
+    harness_resp_free(&r);
+
     /* Connections already talking: a readyz and a metrics scrape with half a head, a mutation
      * with half a body. */
     int fd_ready = harness_raw_connect(gw.port);
@@ -1662,6 +1673,28 @@ static void test_sigterm_drain(void **state)
     long long t0 = harness_now_ms();
     assert_int_equal(kill(gw.pid, SIGTERM), 0);
 
+    /* A request sent on the idle connection once the drain has begun (as one that crossed the
+     * signal would arrive) is answered, with Connection: close, not reset. */
+    end = harness_now_ms() + 3000;
+    for (;;) {
+        char *glog = harness_read_file(gw.log_path, NULL);
+        bool draining = glog != NULL && strstr(glog, "\"msg\":\"draining\"") != NULL;
+        free(glog);
+        if (draining)
+            break;
+        if (harness_now_ms() >= end) {
+            kill(redis.pid, SIGCONT);
+            fail_msg("no \"draining\" in the log 3 s after SIGTERM");
+        }
+        harness_sleep_ms(2);
+    }
+    raw_exchange(fd_idle, get_healthz, sizeof get_healthz - 1, &r, &closed);
+    print_message("idle connection's request during the drain: %d, closed %d\n", r.status, closed);
+    assert_int_equal(r.status, 200);
+    assert_true(closed);
+    harness_resp_free(&r);
+    close(fd_idle);
+
     /* The listener closes: new connections are refused. */
     end = harness_now_ms() + 3000;
     for (;;) {
@@ -1677,8 +1710,6 @@ static void test_sigterm_drain(void **state)
     }
 
     /* /readyz on a connection that was already talking: 503 draining, then closed. */
-    harness_resp_t r;
-    bool closed = false;
     raw_exchange(fd_ready, "\r\n", 2, &r, &closed);
     print_message("readyz while draining: %d %s\n", r.status, r.body);
     assert_int_equal(r.status, 503);
