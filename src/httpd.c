@@ -1444,7 +1444,7 @@ static void conn_start(httpd_t *h, httpd_conn_t *c)
             "{\"detail\":\"Too many connections\"}\n";
         uv_buf_t b = uv_buf_init((char *)busy, sizeof busy - 1);
         uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
-        conn_close(c);
+        conn_linger(c); /* its request may be here already: no reset over the 503 */
         return;
     }
     conn_set_phase(c, PH_IDLE);
