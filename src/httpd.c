@@ -47,7 +47,7 @@ typedef enum { PH_IDLE, PH_HEAD, PH_BODY, PH_BUSY, PH_WRITE, PH_LINGER } conn_ph
  * client sends after our FIN, and how long a draining server waits on an idle connection for a
  * request already on its way. */
 #define LINGER_MS     500
-#define DRAIN_IDLE_MS 200
+#define DRAIN_IDLE_MS 500
 
 /* A header field as offsets into req->hbuf (which may move while it grows). */
 typedef struct hdr_off {
