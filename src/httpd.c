@@ -46,7 +46,7 @@ typedef enum { PH_IDLE, PH_HEAD, PH_BODY, PH_BUSY, PH_WRITE, PH_LINGER } conn_ph
 /* Closing (see conn_linger): how long a closing connection still reads and discards what the
  * client sends after our FIN, and how long a draining server waits on an idle connection for a
  * request already on its way. */
-#define LINGER_MS     500
+#define LINGER_MS     1000
 #define DRAIN_IDLE_MS 500
 
 /* A header field as offsets into req->hbuf (which may move while it grows). */
