@@ -1553,6 +1553,23 @@ static void finish_exited(harness_gw_t *g)
     }
 }
 
+/* The gateway has logged that it drains (its log is written once per loop pass, after the
+ * drain has begun), within 3 s. */
+static bool wait_draining(const harness_gw_t *g)
+{
+    long long end = harness_now_ms() + 3000;
+    for (;;) {
+        char *glog = harness_read_file(g->log_path, NULL);
+        bool draining = glog != NULL && strstr(glog, "\"msg\":\"draining\"") != NULL;
+        free(glog);
+        if (draining)
+            return true;
+        if (harness_now_ms() >= end)
+            return false;
+        harness_sleep_ms(2);
+    }
+}
+
 static json_t *drain_overrides(const stub_dest_t *swift, int drain_timeout_ms)
 {
     json_t *ov = json_deep_copy(g_overrides);
@@ -1675,18 +1692,9 @@ static void test_sigterm_drain(void **state)
 
     /* A request sent on the idle connection once the drain has begun (as one that crossed the
      * signal would arrive) is answered, with Connection: close, not reset. */
-    end = harness_now_ms() + 3000;
-    for (;;) {
-        char *glog = harness_read_file(gw.log_path, NULL);
-        bool draining = glog != NULL && strstr(glog, "\"msg\":\"draining\"") != NULL;
-        free(glog);
-        if (draining)
-            break;
-        if (harness_now_ms() >= end) {
-            kill(redis.pid, SIGCONT);
-            fail_msg("no \"draining\" in the log 3 s after SIGTERM");
-        }
-        harness_sleep_ms(2);
+    if (!wait_draining(&gw)) {
+        kill(redis.pid, SIGCONT);
+        fail_msg("no \"draining\" in the log 3 s after SIGTERM");
     }
     raw_exchange(fd_idle, get_healthz, sizeof get_healthz - 1, &r, &closed);
     print_message("idle connection's request during the drain: %d, closed %d\n", r.status, closed);
@@ -1789,6 +1797,49 @@ static void test_sigterm_drain(void **state)
     assert_int_equal(harness_gw_stop(&gw2), 0);
     json_decref(ov);
     stub_dest_stop(slow);
+    harness_redis_stop(&redis);
+}
+
+/*
+ * A connection still in the listener's queue when the drain begins is kept, not reset with the
+ * listener or as an idle connection: the request its client sends once the drain has begun is
+ * answered (Connection: close). The gateway is stopped while the client connects, so the kernel
+ * queues the connection; SIGTERM and SIGCONT then wake the loop with the connection and the
+ * signal both pending (whichever it handles first, the connection must survive the drain).
+ */
+static void test_sigterm_queued_connection(void **state)
+{
+    (void)state;
+    harness_redis_t redis;
+    assert_int_equal(harness_redis_start(&redis, false), 0);
+    harness_gw_t gw;
+    if (harness_gw_start(&gw, "gateway.json", redis.port, g_overrides) != 0)
+        fail_msg("gateway did not start");
+    assert_true(harness_gw_wait_ready(&gw, 200, 10000));
+
+    assert_int_equal(kill(gw.pid, SIGSTOP), 0);
+    int fd = harness_raw_connect(gw.port);
+    assert_true(fd >= 0);
+    assert_int_equal(kill(gw.pid, SIGTERM), 0);
+    assert_int_equal(kill(gw.pid, SIGCONT), 0);
+    if (!wait_draining(&gw))
+        fail_msg("no \"draining\" in the log 3 s after SIGTERM");
+
+    static const char get_healthz[] = "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n";
+    harness_resp_t r;
+    bool closed = false;
+    raw_exchange(fd, get_healthz, sizeof get_healthz - 1, &r, &closed);
+    print_message("queued connection's request during the drain: %d, closed %d\n", r.status,
+                  closed);
+    assert_int_equal(r.status, 200);
+    assert_true(closed);
+    harness_resp_free(&r);
+    close(fd);
+
+    long long exited_at = 0;
+    int rc = wait_exit(&gw, 10000, &exited_at);
+    assert_int_equal(rc, 0);
+    finish_exited(&gw);
     harness_redis_stop(&redis);
 }
 
@@ -2148,6 +2199,7 @@ int main(void)
         cmocka_unit_test(test_reload),
         cmocka_unit_test(test_sigterm_drain),
         cmocka_unit_test(test_sigterm_drain_timeout),
+        cmocka_unit_test(test_sigterm_queued_connection),
         cmocka_unit_test(test_deploy_examples),
         cmocka_unit_test(test_dockerfile),
     };
