@@ -298,6 +298,7 @@ typedef struct chaos_event {
     long long t_us;
     char what[32];   /* "kill", "pause", "cont", "restart", "term", "redis-kill", ... */
     int target;      /* gateway index, -1 for Redis */
+    int pid;         /* the gateway's process at the event (0: Redis, or none running) */
     long in_flight;  /* sagas the fault may re-deliver: the target's unfinished sagas */
 } chaos_event_t;
 

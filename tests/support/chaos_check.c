@@ -44,6 +44,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 const char *const chaos_check_status_names[8] = {
     "pending", "requested", "origin_mapped", "master_mapped", "destination_mapped",
@@ -263,6 +264,67 @@ static int cmp_ord(const void *a, const void *b)
     return x->ack < y->ack ? -1 : x->ack > y->ack;
 }
 
+/* Wall-clock "HH:MM:SS.mmm" (UTC) of a chaos_now_us() time, to read beside history dates. */
+static void mono_wall(long long mono_us, char out[24])
+{
+    struct timespec wall;
+    clock_gettime(CLOCK_REALTIME, &wall);
+    long long wall_us = (long long)wall.tv_sec * 1000000LL + wall.tv_nsec / 1000;
+    long long t = mono_us + (wall_us - chaos_now_us());
+    long long ms = t / 1000;
+    snprintf(out, 24, "%02lld:%02lld:%02lld.%03lld", ms / 3600000 % 24, ms / 60000 % 60,
+             ms / 1000 % 60, ms % 1000);
+}
+
+/*
+ * For a saga that ended otherwise than expected, everything there is to tell why: its record's
+ * ownership fields, its history, its deliveries and the cluster's faults, on one clock. A CI
+ * run keeps no logs, so this is all a failure leaves behind.
+ */
+static void explain_saga(const chaos_check_opts_t *o, redisContext *c, const char *sid)
+{
+    redisReply *r = redisCommand(c,
+                                 "HMGET " STORE_KEY_PREFIX "saga:%s epoch owner claims started "
+                                 "stream_id attempts",
+                                 sid);
+    if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 6) {
+        const char *names[] = {"epoch", "owner", "claims", "started", "stream_id", "attempts"};
+        fprintf(stderr, "  record:");
+        for (size_t i = 0; i < 6; i++)
+            fprintf(stderr, " %s=%s", names[i],
+                    r->element[i]->type == REDIS_REPLY_STRING ? r->element[i]->str : "-");
+        fprintf(stderr, "\n");
+    }
+    if (r)
+        freeReplyObject(r);
+    r = redisCommand(c, "LRANGE " STORE_KEY_PREFIX "saga:%s:hist 0 -1", sid);
+    for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i < r->elements; i++)
+        if (r->element[i]->type == REDIS_REPLY_STRING)
+            fprintf(stderr, "  history: %s\n", r->element[i]->str);
+    if (r)
+        freeReplyObject(r);
+    char t[24];
+    for (int d = 0; d < o->n_dests; d++) {
+        chaos_delivery_t *dl;
+        size_t k = chaos_dest_log(o->dests[d], &dl);
+        for (size_t j = 0; j < k; j++) {
+            if (strcmp(dl[j].key, sid) != 0)
+                continue;
+            mono_wall(dl[j].arrive_us, t);
+            fprintf(stderr, "  delivery at %s: %d (%s), %lld ms\n", t, dl[j].status,
+                    chaos_fault_name(dl[j].fault),
+                    dl[j].finish_us ? (dl[j].finish_us - dl[j].arrive_us) / 1000 : -1);
+        }
+        free(dl);
+    }
+    for (int i = 0; o->cluster && i < o->cluster->n_events; i++) {
+        const chaos_event_t *e = &o->cluster->events[i];
+        mono_wall(e->t_us, t);
+        fprintf(stderr, "  fault at %s: %s gateway %d, pid %d (%ld sagas in flight)\n", t, e->what,
+                e->target, e->pid, e->in_flight);
+    }
+}
+
 /* Validate one history (JSON strings); returns 0 ok, 1 bad, 2 bad because of a stale write. */
 static int check_history(redisReply *h, const char *status, char *why, size_t wlen)
 {
@@ -400,8 +462,11 @@ long chaos_check_run(const chaos_check_opts_t *o, chaos_check_t *R)
                       q->key, q->action, q->order, si->status);
         } else if (q->expect[0] && strcmp(q->expect, si->status) != 0) {
             R->unexpected++;
+            int before = shown_k[3];
             violation(R, &shown_k[3], "saga %s (%s, order %d) ended %s, expected %s: \"%s\"",
                       q->saga_id, q->action, q->order, si->status, q->expect, si->message);
+            if (shown_k[3] > before && before < 2)
+                explain_saga(o, c, q->saga_id);
         }
     }
 

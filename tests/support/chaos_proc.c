@@ -67,6 +67,7 @@ void chaos_cluster_event(chaos_cluster_t *c, const char *what, int target, long 
     e->t_us = chaos_now_us();
     snprintf(e->what, sizeof e->what, "%s", what);
     e->target = target;
+    e->pid = target >= 0 && target < c->n_gw ? (int)c->gw[target].pid : 0;
     e->in_flight = in_flight;
 }
 
@@ -201,9 +202,9 @@ void chaos_cluster_kill(chaos_cluster_t *c, int i)
     c->paused[i] = false;
     chaos_cluster_sync_ports(c);
     kill(pid, SIGKILL);
-    harness_gw_kill(&c->gw[i]);
     c->kills++;
-    chaos_cluster_event(c, "kill", i, owned_now(c, pid));
+    chaos_cluster_event(c, "kill", i, owned_now(c, pid)); /* before the reap clears gw[i].pid */
+    harness_gw_kill(&c->gw[i]);
 }
 
 void chaos_cluster_pause(chaos_cluster_t *c, int i)
