@@ -47,9 +47,11 @@
  * 8 retention_s, 9 claims from which a saga is a suspect, 10 saga.order_retention_s. A saga
  * claimed more than ARGV[6] times (its runs keep dying with their worker) ends "error" here and
  * {"poisoned"} is returned.
- * A claim counts only when the run that died had started ("started" ~= "0"): a suspect is
- * begun with started "0" and marked "1" by its process just before it runs, so a suspect that
- * was only held behind another when its worker died is not charged with that death.
+ * A claim counts only when a run had started with the claimed entry ("started" holds the entry
+ * a run started with): an entry that its dead worker had read but not yet begun (a new saga, or
+ * one woken again after a delay) charges the saga with nothing. A suspect is begun with started
+ * "0" and marked with its entry by its process just before it runs, so a suspect that was only
+ * held behind another when its worker died is not charged with that death either.
  * Returns {"run", epoch, order fields} when this process may run the saga now (the process reads
  * the saga hash with a plain HGETALL sent right behind this script on the same connection: a
  * hash of ~30 fields costs far more as a Lua table and back than as a reply), or
@@ -92,7 +94,7 @@ store_script_t saga_lua_begin = {
         "  end\n"
         "end\n"
         "local claims = tonumber(s[6] or '0')\n"
-        "if ARGV[5] == '1' and s[5] ~= '0' then\n"
+        "if ARGV[5] == '1' and entry ~= '' and s[5] == entry then\n"
         "  claims = redis.call('HINCRBY', KEYS[1], 'claims', 1)\n"
         "  if claims > tonumber(ARGV[6]) then\n"
         "    -- A saga whose runs keep dying with their worker: stop it instead of letting it\n"
@@ -116,7 +118,7 @@ store_script_t saga_lua_begin = {
         "end\n"
         "local epoch = tonumber(s[7] or '0') + 1\n"
         "redis.call('HSET', KEYS[1], 'epoch', epoch, 'owner', ARGV[2], 'started',\n"
-        "           claims >= tonumber(ARGV[9]) and '0' or '1')\n"
+        "           claims >= tonumber(ARGV[9]) and '0' or entry)\n"
         "return {'run', epoch, order}\n",
 };
 

@@ -35,8 +35,8 @@
  * only happened to be in flight next to a poison saga when its worker died is not stopped with it:
  * it can share a death with the poison saga only while neither is a suspect yet (two deaths at
  * most; saga.max_claims is at least 2), and a suspect held behind the running one is not charged
- * with that one's death (begin leaves it "started" 0; it is marked 1 just before it runs, see
- * saga_lua_begin). New and once-claimed sagas run side by side as usual.
+ * with that one's death (begin leaves it "started" 0; it is marked with its entry just before it
+ * runs, see saga_lua_begin). New and once-claimed sagas run side by side as usual.
  */
 #define SUSPECT_CLAIMS 2
 /* Stage writes queued on the engine's connection beyond which no new work is read or claimed. */
@@ -293,14 +293,14 @@ static void on_suspect_started(const redisReply *reply, const char *err, void *d
     saga_run_go(run);
 }
 
-/* A suspect runs only once its saga says it started ("started" 1; begin left it 0): should
- * this process die during the run, the claim that follows counts against the saga. */
+/* A suspect runs only once its saga says it started ("started" its entry; begin left it 0):
+ * should this process die during the run, the claim that follows counts against the saga. */
 static void suspect_go(saga_run_t *run)
 {
     saga_engine_t *e = run->engine;
     char saga_key[96];
     snprintf(saga_key, sizeof saga_key, STORE_KEY_SAGA_FMT, run->saga_id);
-    const char *argv[] = {"HSET", saga_key, "started", "1"};
+    const char *argv[] = {"HSET", saga_key, "started", run->entry_id};
     if (store_command_argv(saga_engine_store(e), 4, argv, NULL, on_suspect_started, run) != 0)
         saga_engine_run_done(e, run);
 }

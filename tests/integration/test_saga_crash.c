@@ -871,6 +871,108 @@ static int group_teardown(void **state)
     return 0;
 }
 
+/* The saga's status once it is terminal, or "" after deadline_ms. */
+static void wait_status(redisContext *c, const char *sid, int deadline_ms, char out[24])
+{
+    long long end = harness_now_ms() + deadline_ms;
+    out[0] = '\0';
+    for (;;) {
+        redisReply *r = redisCommand(c, "HGET cr:{cr}:saga:%s status", sid);
+        assert_non_null(r);
+        bool done = r->type == REDIS_REPLY_STRING && is_terminal(r->str);
+        if (done)
+            snprintf(out, 24, "%s", r->str);
+        freeReplyObject(r);
+        if (done || harness_now_ms() >= end)
+            return;
+        harness_sleep_ms(50);
+    }
+}
+
+/*
+ * What a claim charges a saga with (saga.max_claims 1, each saga claimed once before): a
+ * process that read two sagas' entries and died, one entry begun (its run started with it) and
+ * the other not yet begun (its run had started with an earlier entry, as a saga woken after a
+ * retry delay has). When another process claims them, the started one is charged its second
+ * claim and ends error; the one never begun is not charged and ends synced.
+ */
+static void test_claim_charges_started_runs_only(void **state)
+{
+    (void)state;
+    stub_reply_t quick = {.status = 200};
+    stub_dest_set_default(g_swift, &quick);
+    json_t *ov = json_deep_copy(g_overrides);
+    json_t *saga = json_object_get(ov, "saga");
+    json_object_set_new(saga, "max_claims", json_integer(1));
+    json_object_set_new(saga, "claim_idle_ms", json_integer(300));
+    json_t *intake_only = json_deep_copy(ov);
+    json_object_set_new(json_object_get(intake_only, "saga"), "workers", json_false());
+
+    /* Accepted by a gateway whose workers are off: the entries wait in the stream. */
+    harness_gw_t gw;
+    if (harness_gw_start(&gw, "gateway.json", g_redis.port, intake_only) != 0)
+        fail_msg("gateway did not start");
+    assert_true(harness_gw_wait_ready(&gw, 200, 10000));
+    char sid[2][25], oid[2][25];
+    for (int i = 0; i < 2; i++) {
+        char *create =
+            harness_fmt("{\"order_number\":\"CC-%d\",\"lines\":[{\"product\":{\"source_id\":"
+                        "\"ULSD\"},\"terminal\":{\"source_id\":\"HOU-T1\"},\"site\":{"
+                        "\"source_id\":\"ATX-S12\"},\"quantity\":1000,\"uom\":\"gal\"}],"
+                        "\"requested_delivery\":\"2026-05-12T08:00:00.000Z\"}",
+                        i);
+        submit(gw.port, "create", create, sid[i], oid[i]);
+        free(create);
+    }
+    stop_ok(&gw);
+
+    /* The process that dies: it reads both entries; it had begun the first saga's run with its
+     * entry, the second saga's with an earlier one. Both sagas were claimed once before. */
+    redisContext *c = harness_redis_connect(&g_redis);
+    assert_non_null(c);
+    redisReply *r = redisCommand(c, "XGROUP CREATE cr:{cr}:sagas workers 0 MKSTREAM");
+    assert_non_null(r);
+    freeReplyObject(r);
+    r = redisCommand(c, "XREADGROUP GROUP workers dead-1-x COUNT 10 STREAMS cr:{cr}:sagas >");
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+    const redisReply *entries = r->element[0]->element[1];
+    assert_int_equal(entries->elements, 2);
+    for (size_t k = 0; k < 2; k++) {
+        const char *entry = entries->element[k]->element[0]->str;
+        const redisReply *f = entries->element[k]->element[1];
+        const char *id = NULL;
+        for (size_t j = 0; j + 1 < f->elements; j += 2)
+            if (strcmp(f->element[j]->str, "saga_id") == 0)
+                id = f->element[j + 1]->str;
+        assert_non_null(id);
+        bool first = strcmp(id, sid[0]) == 0;
+        redisReply *w = redisCommand(c, "HSET cr:{cr}:saga:%s claims 1 started %s owner dead-1-x",
+                                     id, first ? entry : "1-1");
+        assert_non_null(w);
+        freeReplyObject(w);
+    }
+    freeReplyObject(r);
+
+    /* Another process claims both once they have been idle for claim_idle_ms. */
+    if (harness_gw_start(&gw, "gateway.json", g_redis.port, ov) != 0)
+        fail_msg("gateway did not start");
+    char st[2][24];
+    for (int i = 0; i < 2; i++)
+        wait_status(c, sid[i], FINISH_DEADLINE_MS, st[i]);
+    assert_string_equal(st[0], "error");
+    r = redisCommand(c, "HGET cr:{cr}:saga:%s message", sid[0]);
+    assert_non_null(r);
+    assert_non_null(strstr(r->str, "abandoned by its worker 2 times"));
+    freeReplyObject(r);
+    assert_string_equal(st[1], "synced");
+    expect_one_ending(gw.port, sid[1], "synced");
+    redisFree(c);
+    stop_ok(&gw);
+    json_decref(ov);
+    json_decref(intake_only);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -880,6 +982,7 @@ int main(void)
         cmocka_unit_test(test_paused_owner_fenced),
         cmocka_unit_test(test_script_flushed_mid_delivery),
         cmocka_unit_test(test_commit_at_maxmemory),
+        cmocka_unit_test(test_claim_charges_started_runs_only),
     };
     return cmocka_run_group_tests_name("saga_crash", tests, group_setup, group_teardown) != 0;
 }
