@@ -55,6 +55,7 @@ SRV_CPU=${SRV_CPU:-0}                        # gateway / reference server
 LOAD_CPU=${LOAD_CPU:-1}                      # wrk, openloop, idle_conns
 REDIS_CPU=${REDIS_CPU:-1}
 REWRITE_CPU=${REWRITE_CPU:-$SRV_CPU}         # Redis's AOF-rewrite child ("" leaves it with Redis)
+REDIS_ARGS=${REDIS_ARGS:-}                   # more redis-server options, e.g. "--hash-max-listpack-value 4096"
 DEST_CPU=${DEST_CPU:-1}
 GW_LOG_LEVEL=${GW_LOG_LEVEL:-warn}           # access lines off (info would log every request)
 PORT_BASE=${BENCH_PORT_BASE:-18400}
@@ -225,7 +226,7 @@ start_redis() { # fsync
   taskset -c "$REDIS_CPU" "${REDIS_WRAP[@]}" redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$REDIS_DIR" \
     --save '' --appendonly yes --appendfsync "$1" --daemonize no \
     ${REWRITE_CPU:+--aof_rewrite_cpulist "$REWRITE_CPU"} \
-    --logfile "$REDIS_DIR/redis.log" &
+    --logfile "$REDIS_DIR/redis.log" $REDIS_ARGS &
   REDIS_PID=$!
   track "$REDIS_PID"
   local i
