@@ -6,17 +6,19 @@
  *   - killed while retries wait out their delay, the restarted gateway wakes and finishes them;
  *   - paused (SIGSTOP) past its claim and woken again, a gateway's stale runs are fenced;
  *   - the scripts flushed from Redis mid-delivery, the failed commit leaves no entries behind;
- *   - Redis at maxmemory mid-delivery, the saga still ends, once.
+ *   - Redis at maxmemory mid-delivery, the saga still ends, once;
+ *   - a claim charges a saga (towards saga.max_claims) only for a run that started with the
+ *     claimed entry, not for an entry its dead worker had read but not begun.
  *
- * Each scenario accepts 100 sagas (50 orders: a create, then an update_status queued behind it
- * on the same order) from acme-supply for swift-haul, whose stand-in system answers every
- * request after 50 ms, and strikes once the destination has begun to receive them. Then: every
- * accepted saga ends synced within a deadline; every delivery belongs to an accepted saga and
- * the distinct Idempotency-Keys are exactly the accepted sagas; a saga delivered more than once
- * was re-sent with the same Idempotency-Key, path and body (a duplicate the destination can
- * recognise, never a second different effect); each order's update reached the destination
- * after its create; and the stream, the pending lists and the active and delayed indexes end
- * empty.
+ * Each scenario but the last accepts 100 sagas (50 orders: a create, then an update_status
+ * queued behind it on the same order) from acme-supply for swift-haul, whose stand-in system
+ * answers every request after 50 ms, and strikes once the destination has begun to receive
+ * them. Then: every accepted saga ends synced within a deadline; every delivery belongs to an
+ * accepted saga and the distinct Idempotency-Keys are exactly the accepted sagas; a saga
+ * delivered more than once was re-sent with the same Idempotency-Key, path and body (a
+ * duplicate the destination can recognise, never a second different effect); each order's
+ * update reached the destination after its create; and the stream, the pending lists and the
+ * active and delayed indexes end empty.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -810,67 +812,6 @@ static void test_commit_at_maxmemory(void **state)
     stop_ok(&gw);
 }
 
-/* ---------------------------------------------------------------------------------------------
- * Set-up
- * ------------------------------------------------------------------------------------------- */
-
-static json_t *make_overrides(void)
-{
-    json_t *tenants = harness_fixture_tenants();
-    if (tenants == NULL)
-        return NULL;
-    size_t i;
-    json_t *t;
-    json_array_foreach(tenants, i, t)
-    {
-        const char *name = json_string_value(json_object_get(t, "name"));
-        char url[128];
-        stub_dest_t *s = strcmp(name, "acme-supply") == 0  ? g_acme
-                         : strcmp(name, "swift-haul") == 0 ? g_swift
-                                                           : NULL;
-        if (s) {
-            stub_dest_url(s, url, sizeof url);
-            json_object_set_new(json_object_get(t, "connector"), "url", json_string(url));
-        }
-    }
-    return json_pack("{s:o, s:{s:i, s:i, s:i, s:i, s:i}}", "tenants", tenants, "saga",
-                     "max_attempts", MAX_ATTEMPTS, "retry_base_ms", 50, "retry_max_ms", 200,
-                     "claim_idle_ms", 2000, "drain_timeout_ms", 5000);
-}
-
-static int group_setup(void **state)
-{
-    (void)state;
-    setenv("ACME_WEBHOOK_SECRET", "acme-crash-secret", 1);
-    setenv("SWIFT_WEBHOOK_SECRET", "swift-crash-secret", 1);
-    g_acme = stub_dest_start();
-    g_swift = stub_dest_start();
-    if (g_acme == NULL || g_swift == NULL)
-        return -1;
-    stub_reply_t slow = {.status = 200, .delay_ms = STUB_DELAY_MS};
-    stub_dest_set_default(g_swift, &slow);
-    g_overrides = make_overrides();
-    if (g_overrides == NULL)
-        return -1;
-    if (harness_redis_start(&g_redis, false) != 0)
-        return -1;
-    g_redis_up = true;
-    return 0;
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    if (g_redis_up) {
-        harness_redis_stop(&g_redis);
-        g_redis_up = false;
-    }
-    stub_dest_stop(g_acme);
-    stub_dest_stop(g_swift);
-    json_decref(g_overrides);
-    return 0;
-}
-
 /* The saga's status once it is terminal, or "" after deadline_ms. */
 static void wait_status(redisContext *c, const char *sid, int deadline_ms, char out[24])
 {
@@ -971,6 +912,67 @@ static void test_claim_charges_started_runs_only(void **state)
     stop_ok(&gw);
     json_decref(ov);
     json_decref(intake_only);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Set-up
+ * ------------------------------------------------------------------------------------------- */
+
+static json_t *make_overrides(void)
+{
+    json_t *tenants = harness_fixture_tenants();
+    if (tenants == NULL)
+        return NULL;
+    size_t i;
+    json_t *t;
+    json_array_foreach(tenants, i, t)
+    {
+        const char *name = json_string_value(json_object_get(t, "name"));
+        char url[128];
+        stub_dest_t *s = strcmp(name, "acme-supply") == 0  ? g_acme
+                         : strcmp(name, "swift-haul") == 0 ? g_swift
+                                                           : NULL;
+        if (s) {
+            stub_dest_url(s, url, sizeof url);
+            json_object_set_new(json_object_get(t, "connector"), "url", json_string(url));
+        }
+    }
+    return json_pack("{s:o, s:{s:i, s:i, s:i, s:i, s:i}}", "tenants", tenants, "saga",
+                     "max_attempts", MAX_ATTEMPTS, "retry_base_ms", 50, "retry_max_ms", 200,
+                     "claim_idle_ms", 2000, "drain_timeout_ms", 5000);
+}
+
+static int group_setup(void **state)
+{
+    (void)state;
+    setenv("ACME_WEBHOOK_SECRET", "acme-crash-secret", 1);
+    setenv("SWIFT_WEBHOOK_SECRET", "swift-crash-secret", 1);
+    g_acme = stub_dest_start();
+    g_swift = stub_dest_start();
+    if (g_acme == NULL || g_swift == NULL)
+        return -1;
+    stub_reply_t slow = {.status = 200, .delay_ms = STUB_DELAY_MS};
+    stub_dest_set_default(g_swift, &slow);
+    g_overrides = make_overrides();
+    if (g_overrides == NULL)
+        return -1;
+    if (harness_redis_start(&g_redis, false) != 0)
+        return -1;
+    g_redis_up = true;
+    return 0;
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    if (g_redis_up) {
+        harness_redis_stop(&g_redis);
+        g_redis_up = false;
+    }
+    stub_dest_stop(g_acme);
+    stub_dest_stop(g_swift);
+    json_decref(g_overrides);
+    return 0;
 }
 
 int main(void)
