@@ -54,7 +54,8 @@ int main(int argc, char **argv)
     long reads = arg_long(argc, argv, "--reads", 20000000);
     long huge = arg_long(argc, argv, "--huge", 0);
     if (mb < 1 || pages < 1 || every < 0 || reads < 1) {
-        fprintf(stderr, "usage: %s --mb N --pages N --syscall-every N [--reads N]\n", argv[0]);
+        fprintf(stderr, "usage: %s --mb N --pages N --syscall-every N [--reads N] [--huge 1]\n",
+                argv[0]);
         return 2;
     }
     size_t size = (size_t)mb << 20, n_pages = size / 4096;
