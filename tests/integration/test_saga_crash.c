@@ -686,6 +686,24 @@ static int list_count(redisContext *c, const char *key, const char *needle)
     return n;
 }
 
+/* The saga's status once it is terminal, or "" after deadline_ms. */
+static void wait_status(redisContext *c, const char *sid, int deadline_ms, char out[24])
+{
+    long long end = harness_now_ms() + deadline_ms;
+    out[0] = '\0';
+    for (;;) {
+        redisReply *r = redisCommand(c, "HGET cr:{cr}:saga:%s status", sid);
+        assert_non_null(r);
+        bool done = r->type == REDIS_REPLY_STRING && is_terminal(r->str);
+        if (done)
+            snprintf(out, 24, "%s", r->str);
+        freeReplyObject(r);
+        if (done || harness_now_ms() >= end)
+            return;
+        harness_sleep_ms(50);
+    }
+}
+
 /*
  * The scripts gone from Redis (SCRIPT FLUSH) while a delivery is under way: the commit that
  * ends the saga pushes its history and log entries ahead of its script in one transaction, and
@@ -750,16 +768,8 @@ static void test_script_flushed_mid_delivery(void **state)
     stop_ok(&gw);
     if (harness_gw_start(&gw, "gateway.json", g_redis.port, g_overrides) != 0)
         fail_msg("gateway did not restart");
-    end = harness_now_ms() + FINISH_DEADLINE_MS;
-    for (;;) {
-        r = redisCommand(c, "HGET cr:{cr}:saga:%s status", sid);
-        assert_non_null(r);
-        bool done = r->type == REDIS_REPLY_STRING && is_terminal(r->str);
-        freeReplyObject(r);
-        if (done || harness_now_ms() >= end)
-            break;
-        harness_sleep_ms(50);
-    }
+    char status[24];
+    wait_status(c, sid, FINISH_DEADLINE_MS, status);
     expect_one_ending(gw.port, sid, "synced");
     assert_int_equal(list_count(c, log, "Delivery attempt"), 1);
     assert_int_equal(list_count(c, log, "Order mapped"), 3);
@@ -785,15 +795,8 @@ static void test_commit_at_maxmemory(void **state)
     freeReplyObject(redisCommand(c, "CONFIG SET maxmemory-policy noeviction"));
     freeReplyObject(redisCommand(c, "CONFIG SET maxmemory 1"));
     /* still full: the destination answers within 1.5 s */
-    char status[32] = "";
-    long long end = harness_now_ms() + 5000;
-    while (strcmp(status, "synced") != 0 && harness_now_ms() < end) {
-        harness_sleep_ms(50);
-        redisReply *r = redisCommand(c, "HGET cr:{cr}:saga:%s status", sid);
-        assert_non_null(r);
-        snprintf(status, sizeof status, "%s", r->type == REDIS_REPLY_STRING ? r->str : "");
-        freeReplyObject(r);
-    }
+    char status[24];
+    wait_status(c, sid, 5000, status);
     char hist[96], log[96];
     snprintf(hist, sizeof hist, "cr:{cr}:saga:%s:hist", sid);
     snprintf(log, sizeof log, "cr:{cr}:order:%s:log", oid);
@@ -810,24 +813,6 @@ static void test_commit_at_maxmemory(void **state)
     harness_sleep_ms(2500);
     assert_int_equal(stub_dest_count(g_swift), delivered);
     stop_ok(&gw);
-}
-
-/* The saga's status once it is terminal, or "" after deadline_ms. */
-static void wait_status(redisContext *c, const char *sid, int deadline_ms, char out[24])
-{
-    long long end = harness_now_ms() + deadline_ms;
-    out[0] = '\0';
-    for (;;) {
-        redisReply *r = redisCommand(c, "HGET cr:{cr}:saga:%s status", sid);
-        assert_non_null(r);
-        bool done = r->type == REDIS_REPLY_STRING && is_terminal(r->str);
-        if (done)
-            snprintf(out, 24, "%s", r->str);
-        freeReplyObject(r);
-        if (done || harness_now_ms() >= end)
-            return;
-        harness_sleep_ms(50);
-    }
 }
 
 /*
