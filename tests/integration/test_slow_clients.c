@@ -1,8 +1,9 @@
 /*
  * test_slow_clients.c - slow and greedy clients against the real binary (raw sockets): a
- * slowloris crowd, eviction above max_connections, slow bodies, a client that pipelines and
- * never reads, the file descriptor limit, connect/close cycles, a flood of refused requests,
- * and the exact head/body limits that tests/integration/test_http.c does not already pin.
+ * slowloris crowd, eviction above max_connections (and the 503 when none can go, closed without
+ * a reset), slow bodies, a client that pipelines and never reads, the file descriptor limit,
+ * connect/close cycles, a flood of refused requests, and the exact head/body limits that
+ * tests/integration/test_http.c does not already pin.
  *
  * Sized for CI by default; the environment scales it for the full run:
  *   CR_SLOW_CONNS        slowloris connections (default 500; full run 10000)
@@ -1050,6 +1051,54 @@ static void test_pipeline_never_read(void **state)
     gw_down();
 }
 
+/*
+ * Above max_connections with no connection to evict (each is mid-body), a new client gets the
+ * 503 and then a lingering close: its request, already sent, and what it sends after the 503
+ * are read and dropped, not answered with a reset that could destroy the 503 in its buffer.
+ */
+static void test_busy_answer_without_reset(void **state)
+{
+    (void)state;
+    enum { MAX = 4 };
+    gw_up(json_pack("{s:i}", "max_connections", MAX));
+    static const char head[] =
+        "POST /v1/order/cancel HTTP/1.1\r\nHost: gw.test\r\nX-API-Key: " ACME_KEY
+        "\r\nX-Dest-Tenant-Name: swift-haul\r\nContent-Type: "
+        "application/json\r\nContent-Length: 200\r\n\r\n{";
+    int held[MAX];
+    for (int i = 0; i < MAX; i++) {
+        held[i] = harness_raw_connect(g_gw.port);
+        assert_true(held[i] >= 0);
+        assert_int_equal(harness_raw_send(held[i], head, sizeof head - 1, 0), 0);
+    }
+    harness_sleep_ms(200); /* every head read: all MAX connections wait for their bodies */
+
+    int fd = harness_raw_connect(g_gw.port);
+    assert_true(fd >= 0);
+    assert_int_equal(harness_raw_send(fd, HEALTHZ, sizeof HEALTHZ - 1, 0), 0);
+    size_t len = 0;
+    bool closed = false;
+    char *raw = harness_raw_recv_all(fd, 1000, &len, &closed);
+    assert_non_null(raw);
+    if (len < 12 || strncmp(raw, "HTTP/1.1 503", 12) != 0)
+        fail_msg("above max_connections: %.*s, want a 503", (int)(len < 80 ? len : 80), raw);
+    free(raw);
+    assert_true(closed);
+    /* bytes sent after the close (a request that crossed it) must not draw a reset */
+    if (send(fd, HEALTHZ, sizeof HEALTHZ - 1, MSG_NOSIGNAL) != (ssize_t)(sizeof HEALTHZ - 1))
+        fail_msg("sending after the 503's close failed: %s (reset)", strerror(errno));
+    harness_sleep_ms(50);
+    int err = 0;
+    socklen_t elen = sizeof err;
+    assert_int_equal(getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen), 0);
+    if (err != 0)
+        fail_msg("the 503's connection answered later bytes with a reset (%s)", strerror(err));
+    close(fd);
+    for (int i = 0; i < MAX; i++)
+        close(held[i]);
+    gw_down();
+}
+
 /* Connections that pipeline requests with large answers and never read them: their answers
  * can never be written. Above max_connections, a legitimate client must still get in (the issue:
  * "above max_connections, new legitimate connections still succeed"), within the idle timeout
@@ -1543,6 +1592,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_slowloris, per_test_teardown),
         cmocka_unit_test_teardown(test_eviction_at_max_connections, per_test_teardown),
+        cmocka_unit_test_teardown(test_busy_answer_without_reset, per_test_teardown),
         cmocka_unit_test_teardown(test_slow_body, per_test_teardown),
         cmocka_unit_test_teardown(test_refusal_flood, per_test_teardown),
         cmocka_unit_test_teardown(test_pipeline_never_read, per_test_teardown),
