@@ -344,11 +344,15 @@ static void on_commit(const redisReply *reply, const char *err, void *data)
             log_msg(LOG_WARN, "saga fenced: another process owns it now", "saga_id",
                     run->saga_id, NULL);
         } else {
-            /* The entry stays pending; a claim after claim_idle_ms resumes the saga. */
+            /* The entry stays pending; a claim after claim_idle_ms resumes the saga. Redis not
+             * answering is no fault of the saga's: that claim must not charge it. An error
+             * Redis answered (a script's) may be, and is charged as a death would be. */
             log_msg(LOG_WARN, "saga commit failed; will be resumed by a claim", "saga_id",
                     run->saga_id, "error",
                     err ? err : (script && script->type == REDIS_REPLY_ERROR ? script->str : "?"),
                     NULL);
+            if (err != NULL)
+                saga_engine_release(run->engine, run);
         }
         free(message);
         free(final_log);
@@ -662,6 +666,8 @@ static void on_accept(const redisReply *reply, const char *err, void *data)
 {
     saga_run_t *run = data;
     if (run->dropped || err || reply == NULL || reply->type != REDIS_REPLY_STRING) {
+        if (!run->dropped && err != NULL)
+            saga_engine_release(run->engine, run);
         run_end(run);
         return;
     }

@@ -148,6 +148,10 @@ struct saga_run {
 void saga_run_go(saga_run_t *run);
 /* sagaq.c: the run is over (finished, fenced, parked or dropped). */
 void saga_engine_run_done(saga_engine_t *e, saga_run_t *run);
+/* sagaq.c: the run ended in this live process because Redis did not answer one of its writes
+ * (err, a STORE_ERR_* other than closing): its entry stays pending, and the claim that resumes
+ * the saga must not charge it as if its worker had died (saga_lua_release). */
+void saga_engine_release(saga_engine_t *e, const saga_run_t *run);
 /* sagaq.c accessors for saga.c */
 store_t *saga_engine_store(saga_engine_t *e);
 uv_loop_t *saga_engine_loop(saga_engine_t *e);

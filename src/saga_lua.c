@@ -51,7 +51,8 @@
  * a run started with): an entry that its dead worker had read but not yet begun (a new saga, or
  * one woken again after a delay) charges the saga with nothing. A suspect is begun with started
  * "0" and marked with its entry by its process just before it runs, so a suspect that was only
- * held behind another when its worker died is not charged with that death either.
+ * held behind another when its worker died is not charged with that death either, nor is a run
+ * that ended in a live process because Redis did not answer (saga_lua_release).
  * Returns {"run", epoch, order fields} when this process may run the saga now (the process reads
  * the saga hash with a plain HGETALL sent right behind this script on the same connection: a
  * hash of ~30 fields costs far more as a Lua table and back than as a reply), or
@@ -410,6 +411,28 @@ store_script_t saga_lua_touch = {
         "    local ok, r = pcall(redis.call, 'XCLAIM', KEYS[1], 'workers', ARGV[1], 0, s[2],\n"
         "                        'JUSTID')\n"
         "    if ok then n = n + #r end\n"
+        "  end\n"
+        "end\n"
+        "return n\n",
+};
+
+/*
+ * ARGV: saga_id, epoch, entry triples of runs that ended in a live process because Redis did not
+ * answer one of their writes (saga_engine_release). For each saga still at that epoch and
+ * marked "started" with that entry, "started" goes back to "0", so the claim that resumes it
+ * charges it nothing: no worker died. A saga begun again since (a newer epoch) is left alone.
+ * Returns how many were released.
+ */
+store_script_t saga_lua_release = {
+    .name = "release",
+    .source =
+        "local n = 0\n"
+        "for i = 1, #ARGV - 2, 3 do\n"
+        "  local k = 'cr:{cr}:saga:' .. ARGV[i]\n"
+        "  local s = redis.call('HMGET', k, 'epoch', 'started')\n"
+        "  if s[1] == ARGV[i + 1] and s[2] == ARGV[i + 2] then\n"
+        "    redis.call('HSET', k, 'started', '0')\n"
+        "    n = n + 1\n"
         "  end\n"
         "end\n"
         "return n\n",

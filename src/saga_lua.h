@@ -15,5 +15,6 @@ extern store_script_t saga_lua_reconcile; /* re-queue unfinished sagas that lost
 extern store_script_t saga_lua_retry;     /* re-run a saga that ended in error */
 extern store_script_t saga_lua_reap;      /* delete idle consumers with nothing pending */
 extern store_script_t saga_lua_touch;     /* keep the claims of long runs fresh */
+extern store_script_t saga_lua_release;   /* runs Redis failed: their claims charge nothing */
 
 #endif

@@ -41,6 +41,23 @@
 #define SUSPECT_CLAIMS 2
 /* Stage writes queued on the engine's connection beyond which no new work is read or claimed. */
 #define MAX_QUEUED_WRITES 256
+/*
+ * Releases (saga_engine_release): runs that ended here because Redis did not answer one of their
+ * writes. A claim charges a saga whose run started with the claimed entry, so without a release
+ * a saga whose runs meet saga.max_claims + 1 Redis stalls in a row would end "error", abandoned
+ * by its worker, though none died. They are sent on the engine's connection at the next ticks
+ * until Redis answers, each ahead of this process's next claim on that connection; one still
+ * unsent after RELEASE_GIVE_UP_MS is dropped (a claim has most likely resumed the saga by then).
+ */
+#define RELEASE_MAX        1024
+#define RELEASE_GIVE_UP_MS 60000
+
+typedef struct release {
+    char saga_id[25];
+    char entry_id[48];
+    char epoch[24];
+    uint64_t since;
+} release_t;
 
 struct saga_engine {
     uv_loop_t *loop;
@@ -84,6 +101,9 @@ struct saga_engine {
     bool orders_behind; /* the last pass hit its limit: go on at the next tick */
     uint64_t last_order_reap;
     bool policy_checked;
+    release_t *releases;
+    size_t n_releases;
+    size_t releases_sent; /* the first n_releases in flight (0: none) */
     void (*closed_cb)(void *data);
     void *closed_data;
 };
@@ -197,6 +217,24 @@ void saga_engine_run_done(saga_engine_t *e, saga_run_t *run)
         read_more(e);
 }
 
+void saga_engine_release(saga_engine_t *e, const saga_run_t *run)
+{
+    if (e->closing)
+        return;
+    if (e->releases == NULL)
+        e->releases = cr_malloc(RELEASE_MAX * sizeof *e->releases);
+    if (e->n_releases == RELEASE_MAX) {
+        log_msg(LOG_WARN, "saga: too many runs to release at once; this one's claim will count",
+                "saga_id", run->saga_id, NULL);
+        return;
+    }
+    release_t *r = &e->releases[e->n_releases++];
+    snprintf(r->saga_id, sizeof r->saga_id, "%s", run->saga_id);
+    snprintf(r->entry_id, sizeof r->entry_id, "%s", run->entry_id);
+    snprintf(r->epoch, sizeof r->epoch, "%lld", run->epoch);
+    r->since = uv_now(e->loop);
+}
+
 /* A flat [field, value, ...] reply as a JSON object of strings. */
 static json_t *hash_reply(const redisReply *r)
 {
@@ -285,7 +323,10 @@ static void on_suspect_started(const redisReply *reply, const char *err, void *d
     saga_engine_t *e = run->engine;
     if (e->closing || err || reply == NULL || reply->type == REDIS_REPLY_ERROR) {
         /* Not marked: a death during the run would not count against the saga, so it does not
-         * run; its entry stays pending for a claim. */
+         * run; its entry stays pending for a claim. A mark whose answer was lost may have been
+         * written all the same: take it back. */
+        if (err != NULL)
+            saga_engine_release(e, run);
         saga_engine_run_done(e, run);
         return;
     }
@@ -518,6 +559,51 @@ static void on_claim(const redisReply *reply, const char *err, void *data)
     /* More to claim: go on at the next tick instead of waiting a whole period. */
     if (strcmp(e->claim_cursor, "0-0") != 0)
         e->last_claim = 0;
+}
+
+static void on_release(const redisReply *reply, const char *err, void *data)
+{
+    saga_engine_t *e = data;
+    e->cmds_in_flight--;
+    size_t sent = e->releases_sent;
+    e->releases_sent = 0;
+    if (e->closing) {
+        maybe_free(e);
+        return;
+    }
+    if (err != NULL || reply == NULL || reply->type != REDIS_REPLY_INTEGER) {
+        if (reply && reply->type == REDIS_REPLY_ERROR)
+            log_msg(LOG_ERROR, "saga chore failed", "error", reply->str, NULL);
+        return; /* sent again at the next tick */
+    }
+    e->n_releases -= sent;
+    memmove(e->releases, e->releases + sent, e->n_releases * sizeof *e->releases);
+}
+
+/* The runs to release, in one script call; before a claim, so Redis runs it first. */
+static void send_releases(saga_engine_t *e, uint64_t now)
+{
+    if (e->releases_sent > 0 || e->n_releases == 0 || !store_ready(e->store))
+        return;
+    size_t keep = 0;
+    for (size_t i = 0; i < e->n_releases; i++)
+        if (now - e->releases[i].since < RELEASE_GIVE_UP_MS)
+            e->releases[keep++] = e->releases[i];
+    e->n_releases = keep;
+    if (keep == 0)
+        return;
+    const char **argv = cr_malloc(3 * keep * sizeof *argv);
+    for (size_t i = 0; i < keep; i++) {
+        argv[3 * i] = e->releases[i].saga_id;
+        argv[3 * i + 1] = e->releases[i].epoch;
+        argv[3 * i + 2] = e->releases[i].entry_id;
+    }
+    if (store_evalsha(e->store, &saga_lua_release, 0, (int)(3 * keep), argv, NULL, on_release, e) ==
+        0) {
+        e->releases_sent = keep;
+        e->cmds_in_flight++;
+    }
+    free(argv);
 }
 
 static void claim_idle(saga_engine_t *e)
@@ -851,6 +937,7 @@ static void on_tick(uv_timer_t *t)
     uint64_t now = uv_now(e->loop);
     check_policy(e);
     keep_claims(e, now);
+    send_releases(e, now);
     if (!e->draining) {
         wake_due(e);
         long claim_every = CR_MAX((*e->cfgp)->saga_claim_idle_ms / 2, TICK_MS);
@@ -912,6 +999,7 @@ void saga_engine_register_scripts(saga_engine_t *e, store_t *store)
     store_script_register(store, &saga_lua_retry);
     store_script_register(store, &saga_lua_reap);
     store_script_register(store, &saga_lua_touch);
+    store_script_register(store, &saga_lua_release);
     store_script_register(store, &sample_script);
     store_script_register(store, &trim_script);
     store_script_register(store, &reap_orders_script);
@@ -938,6 +1026,7 @@ static void maybe_free(saga_engine_t *e)
     void (*cb)(void *) = e->closed_cb;
     void *data = e->closed_data;
     free(e->stage_stores);
+    free(e->releases);
     free(e);
     if (cb)
         cb(data);

@@ -8,7 +8,8 @@
  *   - the scripts flushed from Redis mid-delivery, the failed commit leaves no entries behind;
  *   - Redis at maxmemory mid-delivery, the saga still ends, once;
  *   - a claim charges a saga (towards saga.max_claims) only for a run that started with the
- *     claimed entry, not for an entry its dead worker had read but not begun.
+ *     claimed entry, not for an entry its dead worker had read but not begun;
+ *   - nor for a run that ended in a live process because Redis did not answer its commit.
  *
  * Each scenario but the last accepts 100 sagas (50 orders: a create, then an update_status
  * queued behind it on the same order) from acme-supply for swift-haul, whose stand-in system
@@ -899,6 +900,60 @@ static void test_claim_charges_started_runs_only(void **state)
     json_decref(intake_only);
 }
 
+/*
+ * Redis stalled (CLIENT PAUSE WRITE) past the command timeout while a delivery is under way, twice
+ * in a row (saga.max_claims 1): each time the commit that records the delivery times out, the
+ * run ends in a process that is alive, and a claim resumes the saga, which delivers again. No
+ * worker died, so neither claim may charge the saga: it ends synced once Redis answers, where a
+ * saga charged twice would have ended "error", abandoned by its worker 2 times.
+ */
+static void test_redis_stall_not_charged(void **state)
+{
+    (void)state;
+    stub_reply_t slow = {.status = 200, .delay_ms = 1500};
+    stub_dest_set_default(g_swift, &slow);
+    json_t *ov = json_deep_copy(g_overrides);
+    json_t *saga = json_object_get(ov, "saga");
+    json_object_set_new(saga, "max_claims", json_integer(1));
+    json_object_set_new(saga, "claim_idle_ms", json_integer(300));
+    json_object_set_new(ov, "redis", json_pack("{s:i}", "command_timeout_ms", 300));
+    harness_gw_t gw;
+    if (harness_gw_start(&gw, "gateway.json", g_redis.port, ov) != 0)
+        fail_msg("gateway did not start");
+    assert_true(harness_gw_wait_ready(&gw, 200, 10000));
+    redisContext *c = harness_redis_connect(&g_redis);
+    assert_non_null(c);
+    size_t from = stub_dest_count(g_swift);
+    char sid[25], oid[25];
+    submit(gw.port, "create",
+           "{\"order_number\":\"RS-1\",\"lines\":[{\"product\":{\"source_id\":\"ULSD\"},"
+           "\"terminal\":{\"source_id\":\"HOU-T1\"},\"site\":{\"source_id\":\"ATX-S12\"},"
+           "\"quantity\":10,\"uom\":\"gal\"}],\"requested_delivery\":"
+           "\"2026-05-12T08:00:00.000Z\"}",
+           sid, oid);
+    for (int i = 1; i <= 2; i++) {
+        /* the destination has delivery i and answers 1.5 s later, into a Redis paused 2.5 s */
+        assert_true(stub_dest_wait(g_swift, from + (size_t)i, 10000));
+        redisReply *r = redisCommand(c, "CLIENT PAUSE 2500 WRITE");
+        assert_non_null(r);
+        freeReplyObject(r);
+        long long end = harness_now_ms() + 10000;
+        while (log_count(&gw, "saga commit failed") < i && harness_now_ms() < end)
+            harness_sleep_ms(50);
+        assert_int_equal(log_count(&gw, "saga commit failed"), i);
+    }
+    stub_reply_t fast = {.status = 200, .delay_ms = STUB_DELAY_MS};
+    stub_dest_set_default(g_swift, &fast);
+    char status[24];
+    wait_status(c, sid, FINISH_DEADLINE_MS, status);
+    assert_string_equal(status, "synced");
+    expect_one_ending(gw.port, sid, "synced");
+    assert_int_equal(stub_dest_count(g_swift), from + 3);
+    redisFree(c);
+    stop_ok(&gw);
+    json_decref(ov);
+}
+
 /* ---------------------------------------------------------------------------------------------
  * Set-up
  * ------------------------------------------------------------------------------------------- */
@@ -970,6 +1025,7 @@ int main(void)
         cmocka_unit_test(test_script_flushed_mid_delivery),
         cmocka_unit_test(test_commit_at_maxmemory),
         cmocka_unit_test(test_claim_charges_started_runs_only),
+        cmocka_unit_test(test_redis_stall_not_charged),
     };
     return cmocka_run_group_tests_name("saga_crash", tests, group_setup, group_teardown) != 0;
 }
