@@ -246,23 +246,38 @@ static void app_stop(app_t *app)
     metrics_close(app->metrics, NULL, NULL);
 }
 
+static void on_handed_back(void *data)
+{
+    app_t *app = data;
+    app->handed_back = true; /* the drain timer stops the process */
+}
+
+/* How long a timed-out drain waits for Redis to take the release of the runs still on. */
+#define HAND_BACK_MS 1000
+
 static void on_drain_tick(uv_timer_t *t)
 {
     app_t *app = t->data;
     httpd_stats_t st;
     httpd_stats_get(app->httpd, &st);
-    bool timed_out = uv_now(app->loop) >= app->drain_deadline;
-    if (st.in_flight == 0 && st.open_connections == 0 && saga_engine_running(app->engine) == 0) {
+    uint64_t now = uv_now(app->loop);
+    if (app->handing_back) {
+        if (app->handed_back || now >= app->drain_deadline + HAND_BACK_MS)
+            app_stop(app);
+    } else if (st.in_flight == 0 && st.open_connections == 0 &&
+               saga_engine_running(app->engine) == 0) {
         log_msg(LOG_INFO, "drained; exiting", NULL);
         app_stop(app);
-    } else if (timed_out) {
+    } else if (now >= app->drain_deadline) {
         char n[32];
         snprintf(n, sizeof n, "%zu", st.in_flight);
         char r[32];
         snprintf(r, sizeof r, "%zu", saga_engine_running(app->engine));
         log_msg(LOG_WARN, "drain timeout; unfinished saga steps are handed back", "#in_flight",
                 n, "#sagas_running", r, NULL);
-        app_stop(app);
+        /* Their claims in other processes must not count as deaths (saga_lua_release). */
+        app->handing_back = true;
+        saga_engine_hand_back(app->engine, on_handed_back, app);
     }
 }
 

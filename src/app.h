@@ -59,6 +59,8 @@ typedef struct app {
     bool reloading;
     bool workers; /* saga.workers as it was at start (a reload does not change it) */
     bool stopped;
+    bool handing_back; /* the drain timed out: runs still on are being released */
+    bool handed_back;
     int exit_code;
 } app_t;
 

@@ -102,6 +102,11 @@ void saga_engine_drain(saga_engine_t *e);
 /* Runs in flight. */
 size_t saga_engine_running(const saga_engine_t *e);
 
+/* The drain is over and runs are still on: release them (saga_lua_release), so the claims that
+ * resume their sagas in other processes do not charge them with a death, then call done (once,
+ * whether Redis answered or not; from inside this call when there is nothing to send). */
+void saga_engine_hand_back(saga_engine_t *e, void (*done)(void *data), void *data);
+
 void saga_engine_stats(const saga_engine_t *e, saga_stats_t *out);
 
 /* Drop every run (their entries stay pending for a claim), close timers, free. */

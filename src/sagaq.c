@@ -43,7 +43,7 @@
 #define MAX_QUEUED_WRITES 256
 /*
  * Releases (saga_engine_release): runs that ended here because Redis did not answer one of their
- * writes. A claim charges a saga whose run started with the claimed entry, so without a release
+ * writes, and runs still on when a drain timed out (saga_engine_hand_back). A claim charges a saga whose run started with the claimed entry, so without a release
  * a saga whose runs meet saga.max_claims + 1 Redis stalls in a row would end "error", abandoned
  * by its worker, though none died. They are sent on the engine's connection at the next ticks
  * until Redis answers, each ahead of this process's next claim on that connection; one still
@@ -104,6 +104,8 @@ struct saga_engine {
     release_t *releases;
     size_t n_releases;
     size_t releases_sent; /* the first n_releases in flight (0: none) */
+    void (*handed_back)(void *data); /* saga_engine_hand_back: called once the releases are out */
+    void *handed_back_data;
     void (*closed_cb)(void *data);
     void *closed_data;
 };
@@ -561,6 +563,8 @@ static void on_claim(const redisReply *reply, const char *err, void *data)
         e->last_claim = 0;
 }
 
+static void send_releases(saga_engine_t *e, uint64_t now);
+
 static void on_release(const redisReply *reply, const char *err, void *data)
 {
     saga_engine_t *e = data;
@@ -571,13 +575,23 @@ static void on_release(const redisReply *reply, const char *err, void *data)
         maybe_free(e);
         return;
     }
-    if (err != NULL || reply == NULL || reply->type != REDIS_REPLY_INTEGER) {
-        if (reply && reply->type == REDIS_REPLY_ERROR)
-            log_msg(LOG_ERROR, "saga chore failed", "error", reply->str, NULL);
-        return; /* sent again at the next tick */
+    bool ok = err == NULL && reply != NULL && reply->type == REDIS_REPLY_INTEGER;
+    if (!ok && reply && reply->type == REDIS_REPLY_ERROR)
+        log_msg(LOG_ERROR, "saga chore failed", "error", reply->str, NULL);
+    if (ok) {
+        e->n_releases -= sent;
+        memmove(e->releases, e->releases + sent, e->n_releases * sizeof *e->releases);
     }
-    e->n_releases -= sent;
-    memmove(e->releases, e->releases + sent, e->n_releases * sizeof *e->releases);
+    /* else: sent again at the next tick */
+    if (e->handed_back != NULL) {
+        if (ok && e->n_releases > 0)
+            send_releases(e, uv_now(e->loop));
+        if (!ok || e->releases_sent == 0) {
+            void (*done)(void *) = e->handed_back;
+            e->handed_back = NULL;
+            done(e->handed_back_data);
+        }
+    }
 }
 
 /* The runs to release, in one script call; before a claim, so Redis runs it first. */
@@ -1017,6 +1031,21 @@ void saga_engine_start(saga_engine_t *e)
 void saga_engine_drain(saga_engine_t *e)
 {
     e->draining = true;
+}
+
+void saga_engine_hand_back(saga_engine_t *e, void (*done)(void *data), void *data)
+{
+    e->handed_back = done;
+    e->handed_back_data = data;
+    for (saga_run_t *r = e->runs.next; r != &e->runs; r = r->next)
+        if (r->saga != NULL)
+            saga_engine_release(e, r);
+    if (e->releases_sent == 0)
+        send_releases(e, uv_now(e->loop));
+    if (e->releases_sent == 0) { /* nothing to send, or Redis not there */
+        e->handed_back = NULL;
+        done(data);
+    }
 }
 
 static void maybe_free(saga_engine_t *e)

@@ -16,7 +16,9 @@
  *   - SIGTERM drains: the listener closes, /readyz answers 503 "draining" on a connection that
  *     was already talking, requests in flight are answered, a saga step being delivered is
  *     finished, and the process exits 0 within saga.drain_timeout_ms; when a delivery outlasts
- *     the drain timeout the process still exits 0 in time and another process finishes the saga;
+ *     the drain timeout the process still exits 0 in time, having released the saga (the claim
+ *     that resumes it does not count as a death towards saga.max_claims), and another process
+ *     finishes the saga;
  *   - the deploy/ examples: deploy/prometheus.yml and deploy/alerts.yml pass `promtool check`,
  *     deploy/alerts_test.yml passes `promtool test rules`, every metric the rules name exists in a
  *     real scrape, deploy/docker-compose.yml passes `docker-compose config` (when installed), and
@@ -373,15 +375,21 @@ static void submit(int port, const char *action, const char *body, char sid[25],
 }
 
 /* The saga's status read from Redis (cheap to poll) into out; "" if there is no such saga. */
-static void saga_status(const harness_redis_t *redis, const char *sid, char *out, size_t size)
+static void saga_field(const harness_redis_t *redis, const char *sid, const char *field, char *out,
+                       size_t size)
 {
     redisContext *c = harness_redis_connect(redis);
     assert_non_null(c);
-    redisReply *rep = redisCommand(c, "HGET " STORE_KEY_SAGA_FMT " status", sid);
+    redisReply *rep = redisCommand(c, "HGET " STORE_KEY_SAGA_FMT " %s", sid, field);
     assert_non_null(rep);
     snprintf(out, size, "%s", rep->type == REDIS_REPLY_STRING ? rep->str : "");
     freeReplyObject(rep);
     redisFree(c);
+}
+
+static void saga_status(const harness_redis_t *redis, const char *sid, char *out, size_t size)
+{
+    saga_field(redis, sid, "status", out, size);
 }
 
 /* Poll until the saga is terminal; its status into out. */
@@ -1887,11 +1895,14 @@ static void test_sigterm_drain_timeout(void **state)
     free(log);
     finish_exited(&gw);
 
-    /* The step was handed back: another process claims it and delivers it. */
+    /* The step was handed back: another process claims it and delivers it. The run was released
+     * ("started" back to "0"), so that claim does not charge the saga with a death. */
     stub_dest_reset(hang);
     char st[32];
     saga_status(&redis, sid, st, sizeof st);
     assert_false(is_terminal(st));
+    saga_field(&redis, sid, "started", st, sizeof st);
+    assert_string_equal(st, "0");
     harness_gw_t gw2;
     if (harness_gw_start(&gw2, "gateway.json", redis.port, ov) != 0)
         fail_msg("second gateway did not start");
