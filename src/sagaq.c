@@ -43,11 +43,12 @@
 #define MAX_QUEUED_WRITES 256
 /*
  * Releases (saga_engine_release): runs that ended here because Redis did not answer one of their
- * writes, and runs still on when a drain timed out (saga_engine_hand_back). A claim charges a saga whose run started with the claimed entry, so without a release
- * a saga whose runs meet saga.max_claims + 1 Redis stalls in a row would end "error", abandoned
- * by its worker, though none died. They are sent on the engine's connection at the next ticks
- * until Redis answers, each ahead of this process's next claim on that connection; one still
- * unsent after RELEASE_GIVE_UP_MS is dropped (a claim has most likely resumed the saga by then).
+ * writes, and runs still on when a drain timed out (saga_engine_hand_back). A claim charges a
+ * saga whose run started with the claimed entry, so without a release a saga whose runs meet
+ * saga.max_claims + 1 Redis stalls (or drain timeouts) in a row would end "error", abandoned by
+ * its worker, though none died. They are sent on the engine's connection at the next ticks until
+ * Redis answers, each ahead of this process's next claim on that connection; one still unsent
+ * after RELEASE_GIVE_UP_MS is dropped (a claim has most likely resumed the saga by then).
  */
 #define RELEASE_MAX        1024
 #define RELEASE_GIVE_UP_MS 60000
