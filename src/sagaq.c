@@ -50,7 +50,7 @@
  * Redis answers, each ahead of this process's next claim on that connection; one still unsent
  * after RELEASE_GIVE_UP_MS is dropped (a claim has most likely resumed the saga by then).
  */
-#define RELEASE_MAX        1024
+#define RELEASE_MAX        MAX_RUNNING
 #define RELEASE_GIVE_UP_MS 60000
 
 typedef struct release {
