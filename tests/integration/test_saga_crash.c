@@ -11,7 +11,7 @@
  *     claimed entry, not for an entry its dead worker had read but not begun;
  *   - nor for a run that ended in a live process because Redis did not answer its commit.
  *
- * Each scenario but the last accepts 100 sagas (50 orders: a create, then an update_status
+ * The first four scenarios each accept 100 sagas (50 orders: a create, then an update_status
  * queued behind it on the same order) from acme-supply for swift-haul, whose stand-in system
  * answers every request after 50 ms, and strikes once the destination has begun to receive
  * them. Then: every accepted saga ends synced within a deadline; every delivery belongs to an
