@@ -1356,35 +1356,19 @@ static void test_secrets_never_appear(void **state)
  * webhook tenants. */
 static json_t *tenants_override(void)
 {
-    size_t len;
-    char *text = harness_fixture_read("configs/gateway.json", &len);
-    if (text == NULL)
+    json_t *tenants = harness_fixture_tenants_at((const char *[]){
+        "acme-supply", standin_url(g_acme), "swift-haul", standin_url(g_swift), "kibo-retail",
+        standin_url(g_kibo), "tecspal-hw", standin_url(g_tec), NULL});
+    /* the fixture has these four tenants and no other */
+    if (tenants == NULL || json_array_size(tenants) != 4) {
+        json_decref(tenants);
         return NULL;
-    json_t *cfg = json_loadb(text, len, 0, NULL);
-    free(text);
-    json_t *tenants = json_deep_copy(json_object_get(cfg, "tenants"));
-    json_decref(cfg);
-    size_t i;
-    json_t *t;
-    json_array_foreach(tenants, i, t)
-    {
-        const char *name = jstr(t, "name");
-        standin_t *s = strcmp(name, "acme-supply") == 0   ? g_acme
-                       : strcmp(name, "swift-haul") == 0  ? g_swift
-                       : strcmp(name, "kibo-retail") == 0 ? g_kibo
-                       : strcmp(name, "tecspal-hw") == 0  ? g_tec
-                                                          : NULL;
-        if (s == NULL) {
-            json_decref(tenants);
-            return NULL;
-        }
-        json_object_set_new(json_object_get(t, "connector"), "url", json_string(standin_url(s)));
-        if (s == g_acme || s == g_swift) {
-            char url[96];
-            snprintf(url, sizeof url, "%s/notify", standin_url(s));
-            json_object_set_new(t, "notify_url", json_string(url));
-        }
     }
+    char url[96];
+    snprintf(url, sizeof url, "%s/notify", standin_url(g_acme));
+    json_object_set_new(harness_tenant(tenants, "acme-supply"), "notify_url", json_string(url));
+    snprintf(url, sizeof url, "%s/notify", standin_url(g_swift));
+    json_object_set_new(harness_tenant(tenants, "swift-haul"), "notify_url", json_string(url));
     return tenants;
 }
 

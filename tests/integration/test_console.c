@@ -311,18 +311,14 @@ static bool json_has_string(const json_t *arr, const char *s)
 
 static json_t *make_overrides(long retention_s)
 {
-    json_t *tenants = harness_fixture_tenants();
+    char acme[128], swift[128];
+    stub_dest_url(g_acme, acme, sizeof acme);
+    stub_dest_url(g_swift, swift, sizeof swift);
+    /* every tenant but swift-haul delivers to the acme stub */
+    json_t *tenants = harness_fixture_tenants_at((const char *[]){
+        "acme-supply", acme, "swift-haul", swift, "kibo-retail", acme, "tecspal-hw", acme, NULL});
     if (tenants == NULL)
         return NULL;
-    size_t i;
-    json_t *t;
-    json_array_foreach(tenants, i, t)
-    {
-        char url[128];
-        stub_dest_url(strcmp(str_at(t, "name"), "swift-haul") == 0 ? g_swift : g_acme, url,
-                      sizeof url);
-        json_object_set_new(json_object_get(t, "connector"), "url", json_string(url));
-    }
     return json_pack("{s:o, s:{s:i, s:i, s:i, s:i, s:I}}", "tenants", tenants, "saga",
                      "max_attempts", 2, "retry_base_ms", 50, "retry_max_ms", 200, "claim_idle_ms",
                      2000, "retention_s", (json_int_t)retention_s);

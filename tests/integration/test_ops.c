@@ -2122,23 +2122,13 @@ static void test_dockerfile(void **state)
 
 static json_t *make_overrides(void)
 {
-    json_t *tenants = harness_fixture_tenants();
+    char acme[128], swift[128];
+    stub_dest_url(g_acme, acme, sizeof acme);
+    stub_dest_url(g_swift, swift, sizeof swift);
+    json_t *tenants = harness_fixture_tenants_at(
+        (const char *[]){"acme-supply", acme, "swift-haul", swift, NULL});
     if (tenants == NULL)
         return NULL;
-    size_t i;
-    json_t *t;
-    json_array_foreach(tenants, i, t)
-    {
-        const char *name = json_string_value(json_object_get(t, "name"));
-        stub_dest_t *s = strcmp(name, "acme-supply") == 0  ? g_acme
-                         : strcmp(name, "swift-haul") == 0 ? g_swift
-                                                           : NULL;
-        if (s) {
-            char url[128];
-            stub_dest_url(s, url, sizeof url);
-            json_object_set_new(json_object_get(t, "connector"), "url", json_string(url));
-        }
-    }
     return json_pack("{s:o, s:{s:i, s:i, s:i, s:i, s:i}}", "tenants", tenants, "saga",
                      "max_attempts", 3, "retry_base_ms", 50, "retry_max_ms", 200, "claim_idle_ms",
                      5000, "drain_timeout_ms", 3000);

@@ -957,33 +957,19 @@ static void test_only_http_schemes(void **state)
 
 static json_t *make_overrides(void)
 {
-    json_t *tenants = harness_fixture_tenants();
+    char acme[128], swift[128], kibo[128], tec[128], notify[160];
+    stub_dest_url(g_acme, acme, sizeof acme);
+    snprintf(swift, sizeof swift, "http://127.0.0.1:%d", R.port);
+    stub_dest_url(g_kibo, kibo, sizeof kibo);
+    stub_dest_url(g_tec, tec, sizeof tec);
+    json_t *tenants = harness_fixture_tenants_at((const char *[]){
+        "acme-supply", acme, "swift-haul", swift, "kibo-retail", kibo, "tecspal-hw", tec, NULL});
     if (tenants == NULL)
         return NULL;
-    size_t i;
-    json_t *t;
-    json_array_foreach(tenants, i, t)
-    {
-        const char *name = jstr(t, "name");
-        json_t *conn = json_object_get(t, "connector");
-        char url[128];
-        if (strcmp(name, "swift-haul") == 0) {
-            snprintf(url, sizeof url, "http://127.0.0.1:%d", R.port);
-            json_object_set_new(conn, "timeout_ms", json_integer(SWIFT_TIMEOUT));
-        } else {
-            stub_dest_t *s = strcmp(name, "acme-supply") == 0   ? g_acme
-                             : strcmp(name, "kibo-retail") == 0 ? g_kibo
-                                                                : g_tec;
-            stub_dest_url(s, url, sizeof url);
-        }
-        json_object_set_new(conn, "url", json_string(url));
-        if (strcmp(name, "acme-supply") == 0) {
-            char n[160];
-            stub_dest_url(g_acme, n, sizeof n);
-            strcat(n, "/notify");
-            json_object_set_new(t, "notify_url", json_string(n));
-        }
-    }
+    json_object_set_new(json_object_get(harness_tenant(tenants, "swift-haul"), "connector"),
+                        "timeout_ms", json_integer(SWIFT_TIMEOUT));
+    snprintf(notify, sizeof notify, "%s/notify", acme);
+    json_object_set_new(harness_tenant(tenants, "acme-supply"), "notify_url", json_string(notify));
     return json_pack("{s:o, s:{s:i, s:i, s:i}}", "tenants", tenants, "saga", "max_attempts",
                      MAX_ATTEMPTS, "retry_base_ms", 50, "retry_max_ms", 100);
 }

@@ -1729,25 +1729,15 @@ static void test_orders_kept(void **state)
  * timings. */
 static json_t *make_overrides(void)
 {
-    json_t *tenants = harness_fixture_tenants();
+    char acme[128], swift[128];
+    stub_dest_url(g_acme, acme, sizeof acme);
+    stub_dest_url(g_swift, swift, sizeof swift);
+    json_t *tenants = harness_fixture_tenants_at(
+        (const char *[]){"acme-supply", acme, "swift-haul", swift, NULL});
     if (tenants == NULL)
         return NULL;
-    size_t i;
-    json_t *t;
-    json_array_foreach(tenants, i, t)
-    {
-        const char *name = str_at(t, "name");
-        json_t *conn = json_object_get(t, "connector");
-        char url[128];
-        if (strcmp(name, "acme-supply") == 0) {
-            stub_dest_url(g_acme, url, sizeof url);
-            json_object_set_new(conn, "url", json_string(url));
-        } else if (strcmp(name, "swift-haul") == 0) {
-            stub_dest_url(g_swift, url, sizeof url);
-            json_object_set_new(conn, "url", json_string(url));
-            json_object_set_new(conn, "timeout_ms", json_integer(SWIFT_TIMEOUT_MS));
-        }
-    }
+    json_object_set_new(json_object_get(harness_tenant(tenants, "swift-haul"), "connector"),
+                        "timeout_ms", json_integer(SWIFT_TIMEOUT_MS));
     return json_pack("{s:o, s:{s:i, s:i, s:i, s:i, s:i}}", "tenants", tenants, "saga",
                      "max_attempts", MAX_ATTEMPTS, "retry_base_ms", 50, "retry_max_ms", 200,
                      "claim_idle_ms", 2000, "drain_timeout_ms", 5000);

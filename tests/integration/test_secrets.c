@@ -830,29 +830,17 @@ static void test_cut_multibyte_messages(void **state)
 
 static json_t *make_overrides(void)
 {
-    json_t *tenants = harness_fixture_tenants();
+    char acme[128], swift[128], kibo[128], notify[160];
+    stub_dest_url(g_acme, acme, sizeof acme);
+    stub_dest_url(g_swift, swift, sizeof swift);
+    stub_dest_url(g_kibo, kibo, sizeof kibo);
+    json_t *tenants = harness_fixture_tenants_at(
+        (const char *[]){"acme-supply", acme, "swift-haul", swift, "kibo-retail", kibo,
+                         "tecspal-hw", standin_url(g_tec), NULL});
     if (tenants == NULL)
         return NULL;
-    size_t i;
-    json_t *t;
-    json_array_foreach(tenants, i, t)
-    {
-        const char *name = jstr(t, "name");
-        json_t *conn = json_object_get(t, "connector");
-        char url[160];
-        if (strcmp(name, "tecspal-hw") == 0)
-            snprintf(url, sizeof url, "%s", standin_url(g_tec));
-        else
-            stub_dest_url(strcmp(name, "acme-supply") == 0   ? g_acme
-                          : strcmp(name, "swift-haul") == 0 ? g_swift
-                                                            : g_kibo,
-                          url, sizeof url);
-        json_object_set_new(conn, "url", json_string(url));
-        if (strcmp(name, "acme-supply") == 0) {
-            strcat(url, "/notify");
-            json_object_set_new(t, "notify_url", json_string(url));
-        }
-    }
+    snprintf(notify, sizeof notify, "%s/notify", acme);
+    json_object_set_new(harness_tenant(tenants, "acme-supply"), "notify_url", json_string(notify));
     return json_pack("{s:o, s:{s:i, s:i, s:i}}", "tenants", tenants, "saga", "max_attempts", 3,
                      "retry_base_ms", 50, "retry_max_ms", 200);
 }

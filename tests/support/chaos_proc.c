@@ -312,20 +312,10 @@ int chaos_cluster_stop(chaos_cluster_t *c)
 json_t *chaos_overrides(const char *acme_url, const char *swift_url, int claim_idle_ms,
                         int max_attempts, int retry_base_ms, int retry_max_ms)
 {
-    json_t *tenants = harness_fixture_tenants();
+    json_t *tenants = harness_fixture_tenants_at(
+        (const char *[]){"acme-supply", acme_url, "swift-haul", swift_url, NULL});
     if (tenants == NULL)
         return NULL;
-    size_t i;
-    json_t *t;
-    json_array_foreach(tenants, i, t)
-    {
-        const char *name = json_string_value(json_object_get(t, "name"));
-        const char *url = strcmp(name, "acme-supply") == 0  ? acme_url
-                          : strcmp(name, "swift-haul") == 0 ? swift_url
-                                                            : NULL;
-        if (url)
-            json_object_set_new(json_object_get(t, "connector"), "url", json_string(url));
-    }
     setenv("ACME_WEBHOOK_SECRET", "acme-chaos-secret", 1);
     setenv("SWIFT_WEBHOOK_SECRET", "swift-chaos-secret", 1);
     setenv("TECSPAL_TOKEN", "tecspal-chaos-token", 1);

@@ -1165,3 +1165,29 @@ json_t *harness_fixture_tenants(void)
     json_decref(cfg);
     return tenants;
 }
+
+json_t *harness_tenant(json_t *tenants, const char *name)
+{
+    size_t i;
+    json_t *t;
+    json_array_foreach(tenants, i, t)
+    {
+        const char *n = json_string_value(json_object_get(t, "name"));
+        if (n != NULL && strcmp(n, name) == 0)
+            return t;
+    }
+    return NULL;
+}
+
+json_t *harness_fixture_tenants_at(const char *const *name_url)
+{
+    json_t *tenants = harness_fixture_tenants();
+    for (size_t i = 0; tenants != NULL && name_url[i] != NULL; i += 2) {
+        json_t *conn = json_object_get(harness_tenant(tenants, name_url[i]), "connector");
+        if (conn == NULL || json_object_set_new(conn, "url", json_string(name_url[i + 1])) != 0) {
+            json_decref(tenants);
+            tenants = NULL;
+        }
+    }
+    return tenants;
+}

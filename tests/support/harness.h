@@ -142,6 +142,11 @@ char *harness_fixture_read(const char *name, size_t *len);
 
 /* A copy of the "tenants" array of configs/gateway.json (caller decrefs), or NULL. */
 json_t *harness_fixture_tenants(void);
+/* The same, with connector.url set for each tenant named in name_url: name, url, name, url, ...,
+ * NULL. Tenants not named keep the fixture's URL. NULL if a name is not a fixture tenant. */
+json_t *harness_fixture_tenants_at(const char *const *name_url);
+/* The tenant object named name in a tenants array (borrowed), or NULL. */
+json_t *harness_tenant(json_t *tenants, const char *name);
 /* Milliseconds on a monotonic clock. */
 long long harness_now_ms(void);
 void harness_sleep_ms(int ms);
