@@ -39,8 +39,11 @@
  * runs, see saga_lua_begin). New and once-claimed sagas run side by side as usual.
  */
 #define SUSPECT_CLAIMS 2
-/* Stage writes queued on the engine's connection beyond which no new work is read or claimed. */
-#define MAX_QUEUED_WRITES 256
+/* Replies awaited on the engine's connections beyond which no new work is read or claimed (see
+ * writes_backed_up). Sagas already begun go on regardless; a short queue leaves Redis to intake
+ * while it is busy: at 256, creates at 256 connections reached 0.24-0.30x ref (b), at 16
+ * 0.35-0.38x, with sagas/s within the machine's noise (bench/README, "Back-pressure"). */
+#define MAX_QUEUED_WRITES 16
 /*
  * Releases (saga_engine_release): runs that ended here because Redis did not answer one of their
  * writes, and runs still on when a drain timed out (saga_engine_hand_back). A claim charges a
@@ -503,7 +506,8 @@ static void on_read(const redisReply *reply, const char *err, void *data)
  * this process's queue of stage writes, holding their claims while the writes queue. Past
  * claim_idle_ms another process takes them over (a second delivery, and after max_claims the
  * saga ends "error" though nothing failed). So new entries are read, and idle ones claimed, only
- * while the queue is short; the rest waits in the stream, where nobody holds it.
+ * while the queue is short; the rest waits in the stream, where nobody holds it. Each run that
+ * ends calls read_more, so a pause lasts until the queue drains, not until the next tick.
  */
 static bool writes_backed_up(saga_engine_t *e)
 {
